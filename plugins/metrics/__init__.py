@@ -1,0 +1,1 @@
+"""Built-in metrics plugins: one module per family, each an entry point of group 'segbench'."""
