@@ -319,7 +319,9 @@ class MetricSpec:
     at least ``value``); ``reduce(list_of_statistics)`` returns the split value under
     ``value`` plus optional named components (e.g. precision, recall).  ``level`` is
     ``"image"`` (split value = mean of per-image values) or ``"split"`` (pooled).
-    ``requires``: capabilities both the reference and the prediction must provide.
+    ``requires``: capabilities the prediction must provide; ``reference_requires``: what the
+    dataset's reference must provide.  Statistics are flat ``{str: float}`` mappings of finite
+    numbers (they are stored as JSON and reduced later without touching images again).
     """
 
     name: str
@@ -328,11 +330,15 @@ class MetricSpec:
     level: Literal["image", "split"] = "image"
     reduce: Callable[[Sequence[Statistics]], Mapping[str, float]] = mean_of_values
     requires: frozenset[str] = frozenset({"foreground"})
+    reference_requires: frozenset[str] = frozenset({"foreground"})
     range: tuple[float, float] = (0.0, 1.0)
     unit: str = ""
     citation: str = ""
     description: str = ""
     version: str = "1"
+
+    def applicable(self, prediction_provides: frozenset[str], reference_provides: frozenset[str]) -> bool:
+        return self.requires <= prediction_provides and self.reference_requires <= reference_provides
 
     def image_value(self, stats: Statistics) -> float:
         """The per-image value: ``value`` when present, else the reduction of this image alone."""
