@@ -238,6 +238,8 @@ class Method(Plugin, abc.ABC):
     learns: ClassVar[bool] = False
     requires: ClassVar[frozenset[str]] = frozenset()
     uses_gpu: ClassVar[bool] = False
+    #: Parameters the conformance kit uses instead of the defaults (e.g. a tiny network).
+    conformance_params: ClassVar[Mapping[str, Any]] = {}
 
     context: RunContext = RunContext()
 

@@ -51,6 +51,9 @@ def plugin_params(kind: Kind, registry: Registry | None = None) -> list[Any]:
 
 
 def _check_params(cls: type[Dataset] | type[Method], instance: Any, label: str) -> None:
+    for name in cls.param_names():
+        if not hasattr(instance, name):
+            raise _fail(label, f"parameter {name!r} is not stored as attribute {name!r}, so it cannot be recorded")
     params = instance.get_params()
     try:
         json.dumps(params)
@@ -140,8 +143,9 @@ def _same(a: Prediction, b: Prediction) -> bool:
 
 def check_method(method_cls: type[Method], params: Mapping[str, Any] | None = None, dataset: Dataset | None = None) -> None:
     """Parameters are recorded, predictions match the declared outputs and are deterministic
-    under a seed, and fitted state round-trips through ``state_dict``."""
-    params = dict(params or {})
+    under a seed, and fitted state round-trips through ``state_dict``.  ``params`` defaults to
+    the method's ``conformance_params``."""
+    params = dict(method_cls.conformance_params if params is None else params)
     method = method_cls(**params)
     label = f"method {method.name!r}"
     _check_params(method_cls, method, label)
