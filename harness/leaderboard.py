@@ -106,9 +106,9 @@ def measured_rows(
         if failed or any(v is None for v in row.scores.values()):
             row.status = f"incomplete: {failed} image/metric evaluations failed"
         for col in PROFILE_COLUMNS:
-            vals = [r.get(col) for r in records if r.get(col) is not None]
-            agg = max if col.startswith("peak") else np.mean
-            row.profile[col] = round(float(agg(vals)), 3) if vals else None
+            present = [float(r[col]) for r in records if r.get(col) is not None]
+            if present:
+                row.profile[col] = round(max(present) if col.startswith("peak") else float(np.mean(present)), 3)
         rows.append(row)
     return rows
 
@@ -146,12 +146,12 @@ def rank(rows: list[Row], metrics: Sequence[RankedMetric]) -> list[dict[str, Any
     for m in metrics:
         for score_col, rank_col in m.columns():
             key = score_col.rsplit(".", 1)[0]
-            ranks = competition_ranks([r.scores[key] for r in ranked], m.higher_is_better)  # type: ignore[misc]
-            for r, k in zip(ranked, ranks):
+            ranks = competition_ranks([float(r.scores[key] or 0.0) for r in ranked], m.higher_is_better)
+            for r, k in zip(ranked, ranks, strict=False):
                 out[id(r)][rank_col] = k
     sums = [sum(out[id(r)][rc] for m in metrics for _, rc in m.columns()) for r in ranked]
     finals = competition_ranks(sums, higher_is_better=False)
-    for r, total, final in zip(ranked, sums, finals):
+    for r, total, final in zip(ranked, sums, finals, strict=False):
         out[id(r)]["rank_sum"] = total
         out[id(r)]["rank"] = final
     ordered = sorted(ranked, key=lambda r: (out[id(r)]["rank"], r.entry)) + sorted(

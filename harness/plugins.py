@@ -20,7 +20,7 @@ from typing import Any, Literal
 import pluggy
 
 from harness import hookspecs
-from harness.types import Dataset, MetricSpec, Method, PluginError
+from harness.types import Dataset, Method, MetricSpec, PluginError
 
 ENTRY_POINT_GROUP = "segbench"
 OWN_DISTRIBUTION = "segbench"

@@ -8,6 +8,7 @@ at the start of each cell, and is only read when torch is already imported and a
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -64,10 +65,8 @@ class PeakMemory:
         proc = psutil.Process()
         total = proc.memory_info().rss
         for child in proc.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):
                 total += child.memory_info().rss
-            except psutil.Error:
-                pass
         return total / 2**20
 
     def _sample(self) -> None:

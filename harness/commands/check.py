@@ -41,8 +41,8 @@ def check_cmd(ctx: click.Context, baseline: Path, current: Path | None, run_id: 
         prov = json.loads(prov_path.read_text())
         metrics = [m["name"] for m in prov["ranking"]["metrics"]]
         store = Store(store_path)
-        _, table, _ = build_leaderboard(registry, store, store.run(run_id), prov["dataset"], metrics=metrics)
-        cur_rows = [{k: str(v) for k, v in row.items()} for row in table]
+        _, ranked, _ = build_leaderboard(registry, store, store.run(run_id), prov["dataset"], metrics=metrics)
+        cur_rows = [{k: str(v) for k, v in row.items()} for row in ranked]
 
     def higher(metric: str) -> bool:
         return registry.metric(metric).higher_is_better

@@ -27,8 +27,8 @@ from harness.types import (
     Budget,
     Dataset,
     ImagePair,
-    MetricSpec,
     Method,
+    MetricSpec,
     Prediction,
     RunContext,
     Sample,
@@ -50,7 +50,7 @@ def plugin_params(kind: Kind, registry: Registry | None = None) -> list[Any]:
     return [pytest.param(e, id=e.name) for e in entries]
 
 
-def _check_params(cls: type[Dataset] | type[Method], instance: Any, label: str) -> None:
+def _check_params(cls: type[Dataset | Method], instance: Any, label: str) -> None:
     for name in cls.param_names():
         if not hasattr(instance, name):
             raise _fail(label, f"parameter {name!r} is not stored as attribute {name!r}, so it cannot be recorded")
@@ -105,9 +105,10 @@ def _check_sample(dataset: Dataset, split: str, sid: str, label: str) -> None:
         inst = sample.instances
         if inst is None or inst.shape != hw or inst.dtype != np.int32 or inst.min() < 0:
             raise _fail(where, "instances must be H×W int32 ≥ 0 matching the image")
-    if "classes" in dataset.provides:
-        if sample.classes is None or sample.classes.shape != hw or not np.issubdtype(sample.classes.dtype, np.integer):
-            raise _fail(where, "classes must be an H×W integer map matching the image")
+    classes = sample.classes
+    bad_classes = classes is None or classes.shape != hw or not np.issubdtype(classes.dtype, np.integer)
+    if "classes" in dataset.provides and bad_classes:
+        raise _fail(where, "classes must be an H×W integer map matching the image")
     if sample.ignore is not None and (sample.ignore.shape != hw or sample.ignore.dtype != bool):
         raise _fail(where, "ignore must be an H×W bool mask")
     again = dataset.load(split, sid)
@@ -158,7 +159,7 @@ def check_method(method_cls: type[Method], params: Mapping[str, Any] | None = No
     fitted = _fitted(method_cls, params, dataset, seed=3)
     samples = list(dataset.samples(dataset.eval_splits[0]))
     predictions = [fitted.predict(s.image) for s in samples]
-    for sample, pred in zip(samples, predictions):
+    for sample, pred in zip(samples, predictions, strict=False):
         if not isinstance(pred, Prediction):
             raise _fail(label, f"predict() returned {type(pred).__name__}, not Prediction")
         missing = set(method.outputs) - set(pred.provides())
@@ -171,7 +172,7 @@ def check_method(method_cls: type[Method], params: Mapping[str, Any] | None = No
         if pred.instances is not None and (not np.issubdtype(pred.instances.dtype, np.integer) or pred.instances.min() < 0):
             raise _fail(label, "instances must be a non-negative integer map")
     again = _fitted(method_cls, params, dataset, seed=3)
-    if not all(_same(p, again.predict(s.image)) for s, p in zip(samples, predictions)):
+    if not all(_same(p, again.predict(s.image)) for s, p in zip(samples, predictions, strict=False)):
         raise _fail(label, "two runs with the same seed give different predictions")
     state = fitted.state_dict()
     if not all(isinstance(v, np.ndarray) for v in state.values()):
@@ -180,7 +181,7 @@ def check_method(method_cls: type[Method], params: Mapping[str, Any] | None = No
         fresh = method_cls(**params)
         fresh.setup(RunContext(seed=3, device="cpu", budget=TINY_BUDGET))
         fresh.load_state_dict(state)
-        if not all(_same(p, fresh.predict(s.image)) for s, p in zip(samples, predictions)):
+        if not all(_same(p, fresh.predict(s.image)) for s, p in zip(samples, predictions, strict=False)):
             raise _fail(label, "a model restored from state_dict() predicts differently")
 
 

@@ -92,7 +92,7 @@ class Synthetic(Dataset):
     splits = ("train", "validation", "test")
     train_split = "train"
     eval_splits = ("test",)
-    class_names = ("background", "nucleus")
+    class_names: tuple[str, ...] = ("background", "nucleus")
     license = "CC0-1.0 (generated)"
     citation = "segbench synthetic nuclei generator"
     primary_metrics = ("dice", "iou")
@@ -128,7 +128,7 @@ class Synthetic(Dataset):
         self.seed = seed
         if n_classes:
             self.provides = frozenset({"foreground", "instances", "classes"})
-            self.class_names = ("background", *(f"class_{i}" for i in range(1, n_classes + 1)))
+            self.class_names = ("background", *[f"class_{i}" for i in range(1, n_classes + 1)])
 
     def sample_ids(self, split: str) -> list[str]:
         self._check_split(split)

@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from harness.bench import build_leaderboard, run_benchmark
-from harness.leaderboard import RankedMetric, competition_ranks, rank, read_csv, reference_rows, write_version
+from harness.leaderboard import (
+    RankedMetric,
+    competition_ranks,
+    rank,
+    read_csv,
+    reference_rows,
+    write_version,
+)
 from harness.report import render_markdown
 from harness.store import Store
 from tests.conftest import REPO

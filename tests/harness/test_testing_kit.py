@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import MetricSpec, Method, Prediction
+from harness import Method, MetricSpec, Prediction
 from harness.testing import check_dataset, check_method, check_metric
 from tests.conftest import Decode, Squares
 
