@@ -19,7 +19,8 @@ from harness.runner import CellSpec, execute_cell, spec_from_dict, spec_to_dict
 from harness.store import Store
 
 
-def _child(spec: dict[str, Any], store_root: str) -> None:
+def _child(spec: dict[str, Any], store_root: str, started: Any) -> None:
+    started.set()  # the time limit counts the cell's work, not process start-up and imports
     execute_cell(spec_from_dict(spec), store_root)
 
 
@@ -30,18 +31,22 @@ class ProcessExecutor(Executor):
     def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
         ctx = mp.get_context("spawn")
         store = Store(self.store_root)
-        running: dict[str, tuple[CellSpec, Any, float, float]] = {}
+        running: dict[str, tuple[CellSpec, Any, Any, float]] = {}
+        began: dict[str, float] = {}
         try:
             while self._pending or running:
                 while self._pending and len(running) < self.jobs:
                     cell = self._pending.pop(0)
-                    proc = ctx.Process(target=_child, args=(spec_to_dict(cell), str(self.store_root)),
+                    started = ctx.Event()
+                    proc = ctx.Process(target=_child, args=(spec_to_dict(cell), str(self.store_root), started),
                                        name=f"bench-cell-{cell.key}", daemon=True)
                     proc.start()
-                    running[cell.key] = (cell, proc, time.monotonic(), time.time())
+                    running[cell.key] = (cell, proc, started, time.time())
                 for key, (cell, proc, started, wall) in list(running.items()):
+                    if key not in began and started.is_set():
+                        began[key] = time.monotonic()
                     if proc.is_alive():
-                        if self.cell_timeout and time.monotonic() - started > self.cell_timeout:
+                        if self.cell_timeout and key in began and time.monotonic() - began[key] > self.cell_timeout:
                             proc.kill()
                             proc.join()
                             del running[key]
