@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> None:
     registry.pm.hook.bench_register_commands(cli=cli)
     try:
         cli.main(args=argv, obj=registry, standalone_mode=False)
-    except click.exceptions.Abort:
-        err.print("aborted")
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted: finished cells are stored; run the same command again to resume")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()

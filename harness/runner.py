@@ -228,6 +228,7 @@ def execute_cell(
         "harness_version": harness.__version__,
     }
     rows: list[dict[str, Any]] = []
+    files: dict[str, bytes] = {}
     try:
         registry = registry or build_registry(warn=False)
         dataset = registry.dataset(spec.dataset, **spec.dataset_params)
@@ -243,7 +244,7 @@ def execute_cell(
         specs = [registry.metric(m) for m in spec.metrics]
         _seed_everything(spec.seed)
         method.setup(RunContext(seed=spec.seed, device=spec.device, budget=BUDGETS[spec.budget],
-                                workdir=store.cell_dir(spec.key).parent))
+                                workdir=store.root / "work" / spec.key))
         latencies: list[float] = []
         cuda = spec.device.startswith("cuda")
         with PeakMemory() as memory:
@@ -255,6 +256,7 @@ def execute_cell(
                     method.fit(train, validation)
                 record["fit_s"] = fit_clock.seconds
                 del train, validation
+                files.update(_saved_state(method))
             for split in spec.eval_splits:
                 for sid in dataset.sample_ids(split):
                     if on_image is not None:
@@ -276,8 +278,19 @@ def execute_cell(
         record.update(status="error", error=f"{type(exc).__name__}: {exc}",
                       traceback=traceback.format_exc(limit=20))
     record["finished"] = _now()
-    store.write_cell(spec.key, record, rows)
+    store.write_cell(spec.key, record, rows, files)
     return record
+
+
+def _saved_state(method: Any) -> dict[str, bytes]:
+    """The fitted state as ``model.safetensors`` (no pickle), when the method has any."""
+    state = method.state_dict()
+    if not state:
+        return {}
+    from safetensors.numpy import save
+
+    arrays = {k: np.ascontiguousarray(v) for k, v in state.items()}
+    return {"model.safetensors": save(arrays, metadata={"method": method.name, "version": str(method.version)})}
 
 
 def _evaluate_one(

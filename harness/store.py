@@ -4,6 +4,8 @@ Layout under the store root (``./runs`` by default, ``$BENCH_RUNS`` or ``--store
 
     cells/<key>/cell.json      one per finished cell: status, timings, memory, split values
     cells/<key>/images.jsonl   one row per evaluated image: metric values and statistics
+    cells/<key>/model.safetensors   the fitted state of a method that learns
+    work/<key>/                scratch space of a cell while it runs (checkpoints)
     cells/.tmp-*               cells being written (ignored; removed on the next run)
     <run_id>/run.json          what a ``bench run`` asked for, its provenance and cell keys
     LATEST                     the id of the most recent run
@@ -107,8 +109,15 @@ class Store:
         with open(path) as fh:
             return [json.loads(line) for line in fh if line.strip()]
 
-    def write_cell(self, key: str, record: Mapping[str, Any], images: Iterable[Mapping[str, Any]]) -> Path:
-        """Atomically store one cell: assemble in a temporary directory, then rename."""
+    def write_cell(
+        self,
+        key: str,
+        record: Mapping[str, Any],
+        images: Iterable[Mapping[str, Any]],
+        files: Mapping[str, bytes] | None = None,
+    ) -> Path:
+        """Atomically store one cell (record, image rows, extra files such as the fitted
+        model): assemble in a temporary directory, then rename."""
         self.cells_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.cells_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
@@ -119,6 +128,8 @@ class Store:
                     fh.write("\n")
                 fh.flush()
                 os.fsync(fh.fileno())
+            for name, data in (files or {}).items():
+                (tmp / name).write_bytes(data)
             write_json_atomic(tmp / "cell.json", {"schema": SCHEMA_VERSION, **record, "key": key})
             final = self.cell_dir(key)
             if final.exists():  # replacing (--force or a retried error): move the old one aside

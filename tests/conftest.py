@@ -95,6 +95,29 @@ class NeedsClasses(Decode):
     requires = frozenset({"classes"})
 
 
+class LearnedThreshold(Method):
+    """Learns the smallest foreground value of channel 0 seen in training."""
+
+    name = "learned-threshold"
+    learns = True
+    outputs = frozenset({"foreground"})
+
+    def __init__(self) -> None:
+        self.level = np.array([255.0])
+
+    def fit(self, train, validation):  # type: ignore[no-untyped-def]
+        self.level = np.array([float(min(s.image[..., 0][s.instances > 0].min() for s in train))])
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        return Prediction(foreground=image[..., 0] >= self.level[0])
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {"level": self.level}
+
+    def load_state_dict(self, state):  # type: ignore[no-untyped-def]
+        self.level = np.asarray(state["level"], dtype=float)
+
+
 class FakePlugin:
     @hookimpl
     def bench_register_datasets(self, register):  # type: ignore[no-untyped-def]
@@ -102,7 +125,7 @@ class FakePlugin:
 
     @hookimpl
     def bench_register_methods(self, register):  # type: ignore[no-untyped-def]
-        for cls in (Decode, Crash, Sleepy, NeedsClasses):
+        for cls in (Decode, Crash, Sleepy, NeedsClasses, LearnedThreshold):
             register(cls)
 
 

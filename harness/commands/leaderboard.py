@@ -14,6 +14,7 @@ from harness.bench import build_leaderboard
 from harness.cli import registry_from
 from harness.leaderboard import write_version
 from harness.plugins import Registry
+from harness.types import PluginError
 from harness.store import Store
 
 
@@ -69,7 +70,11 @@ def wide_console() -> Console:
 def show(registry: Registry, store: Store, run: Mapping[str, Any], metrics: Sequence[str] | None = None) -> None:
     console = wide_console()
     for dataset in datasets_in_run(store, run):
-        _, rows, prov = build_leaderboard(registry, store, run, dataset, metrics=metrics)
+        try:
+            _, rows, prov = build_leaderboard(registry, store, run, dataset, metrics=metrics)
+        except PluginError as exc:
+            console.print(f"[yellow]no table for {dataset}:[/] {exc}")
+            continue
         console.print(rich_table(f"{dataset} — run {run['run_id']}", rows, prov))
 
 

@@ -111,3 +111,16 @@ def test_unknown_metric_is_rejected_with_a_suggestion(registry: Registry, store:
 
     with pytest.raises(PluginError, match="did you mean 'dice'"):
         run_benchmark(registry, SQUARES, [("decode", {})], [0], metrics=["dicee"], store=store)
+
+
+def test_learning_method_is_fitted_timed_and_its_state_saved_without_pickle(registry: Registry, store: Store) -> None:
+    from safetensors.numpy import load_file
+
+    result = run_benchmark(registry, SQUARES, [("learned-threshold", {})], [0], metrics=["dice"], store=store)
+    key = result.cells[0].key
+    record = store.cell(key)
+    assert record["status"] == "done" and record["fit_s"] >= 0
+    # the training image's square has value 3, so level = 3 and both test images (ids 5 and 44) are found
+    assert record["splits"]["test"]["dice"]["value"] == 1.0
+    state = load_file(str(store.cell_dir(key) / "model.safetensors"))
+    assert state["level"].tolist() == [3.0]
