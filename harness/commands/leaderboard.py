@@ -14,8 +14,8 @@ from harness.bench import build_leaderboard
 from harness.cli import registry_from
 from harness.leaderboard import write_version
 from harness.plugins import Registry
-from harness.types import PluginError
 from harness.store import Store
+from harness.types import PluginError
 
 
 def rich_table(title: str, rows: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any]) -> Table:
