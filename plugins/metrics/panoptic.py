@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from harness import ImagePair, MetricSpec, hookimpl
-from plugins.metrics.matching import OverlapTable, instance_labels, instance_table, overlap_table
+from plugins.metrics.matching import OverlapTable, instance_table, overlap_table
 
 INSTANCES = frozenset({"instances"})
 CLASSED = frozenset({"instances", "classes"})
@@ -136,7 +136,6 @@ def _mpq_stats(pair: ImagePair) -> dict[str, float]:
     pred_cls, ref_cls = pair.prediction.classes, pair.reference.classes
     if pred_cls is None or ref_cls is None:
         raise ValueError(f"sample {pair.reference.id!r}: mpq needs class maps on both sides")
-    instance_labels(pair)
     return mpq_statistics(instance_table(pair), pred_cls, ref_cls)
 
 
