@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from harness import ImagePair, MetricSpec, hookimpl
-from plugins.metrics.matching import distance_to
+from plugins.metrics.matching import distances_at
 from plugins.metrics.pixel import foreground_pair
 
 #: Default NSD tolerance in the distance unit (pixels unless the dataset gives a spacing).
@@ -47,7 +47,7 @@ def surface_distances(
     cols = np.flatnonzero(bp.any(axis=0) | br.any(axis=0))
     win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     bp, br = bp[win], br[win]
-    return distance_to(br, spacing)[bp], distance_to(bp, spacing)[br]
+    return distances_at(br, bp, spacing), distances_at(bp, br, spacing)
 
 
 def boundary_statistics(

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from harness import ImagePair, MetricSpec, hookimpl
+from plugins.metrics.matching import compact
 from plugins.metrics.pixel import _accuracy_stats, dice_from_counts, iou_from_counts
 
 CLASSES = frozenset({"classes"})
@@ -45,16 +46,17 @@ def class_statistics(*, prediction: np.ndarray, reference: np.ndarray) -> dict[s
     """Per-class counts (keys ``intersection_c``, ``predicted_c``, ``reference_c``) for every
     class c > 0 present in the prediction or the reference, plus ``pixels`` and ``wrong``."""
     p, r = _class_maps(prediction, reference)
-    k = int(max(p.max(), r.max())) + 1
-    table = np.bincount((r * k + p).ravel(), minlength=k * k).reshape(k, k)
+    joint, ids, _ = compact(np.stack([p, r]))  # shared compact ids 1..k-1 for classes > 0
+    k = ids.size + 1
+    cp, cr = joint[0].astype(np.intp), joint[1].astype(np.intp)
+    table = np.bincount((cr * k + cp).ravel(), minlength=k * k).reshape(k, k)
     predicted, referenced = table.sum(axis=0), table.sum(axis=1)
     stats: dict[str, float] = {"pixels": float(p.size),
                                "wrong": float(p.size - np.trace(table))}
-    for c in range(1, k):
-        if predicted[c] or referenced[c]:
-            stats[f"intersection_{c}"] = float(table[c, c])
-            stats[f"predicted_{c}"] = float(predicted[c])
-            stats[f"reference_{c}"] = float(referenced[c])
+    for i, c in enumerate(ids.tolist(), start=1):
+        stats[f"intersection_{c}"] = float(table[i, i])
+        stats[f"predicted_{c}"] = float(predicted[i])
+        stats[f"reference_{c}"] = float(referenced[i])
     return stats
 
 

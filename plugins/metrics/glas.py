@@ -16,7 +16,7 @@ import numpy as np
 from harness import ImagePair, MetricSpec, hookimpl
 from plugins.metrics.matching import (
     OverlapTable,
-    distance_to,
+    distances_at,
     instance_table,
     overlap_table,
     partners,
@@ -92,7 +92,7 @@ def _hausdorff(table: OverlapTable, i: int, j: int) -> float:
     win = tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b))
     ref = table.ref_image[win] == i + 1
     pred = table.pred_image[win] == j + 1
-    return float(max(distance_to(pred)[ref].max(), distance_to(ref)[pred].max()))
+    return float(max(distances_at(pred, ref).max(), distances_at(ref, pred).max()))
 
 
 def object_hausdorff_statistics(table: OverlapTable) -> dict[str, float]:

@@ -31,7 +31,7 @@ def dsb_statistics(table: OverlapTable) -> dict[str, float]:
     for k in DSB_PERCENTS:
         tp = int(table.pairs_above(k, 100)[0].size)
         fp, fn = table.n_pred - tp, table.n_ref - tp
-        stats[f"tp_{k}"], stats[f"fp_{k}"], stats[f"fn_{k}"] = tp, fp, fn
+        stats[f"tp_{k}"], stats[f"fp_{k}"], stats[f"fn_{k}"] = float(tp), float(fp), float(fn)
         scores.append(ratio(tp, tp + fp + fn, empty=1.0))
     stats["value"] = float(np.mean(scores))
     return stats

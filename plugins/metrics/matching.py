@@ -8,6 +8,7 @@ non-negative int32) and one id may cover several disconnected pieces (it is stil
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -155,15 +156,22 @@ def hungarian(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return rows[keep], cols[keep]
 
 
-def distance_to(mask: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
-    """Euclidean distance of every pixel to the nearest True pixel of ``mask`` (exact EDT).
+def distances_at(
+    target: np.ndarray, at: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)
+) -> np.ndarray:
+    """Exact Euclidean distance (float64) from every True pixel of ``at`` to the nearest True
+    pixel of ``target`` (which must have one), from a distance transform of the window.
 
-    Uses OpenCV's exact (Felzenszwalb) transform for isotropic spacing and scipy otherwise.
+    Isotropic spacing uses OpenCV's exact (Felzenszwalb) transform, whose float32 output is
+    snapped to the exact root of the nearest integer squared distance (exact while the window
+    diagonal is below 2000 px); otherwise scipy's float64 transform is used.
     """
-    if spacing[0] == spacing[1]:
-        out = cv2.distanceTransform((~mask).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        return out if spacing[0] == 1.0 else out * np.float32(spacing[0])
-    return ndi.distance_transform_edt(~mask, sampling=spacing)  # type: ignore[no-any-return]
+    if spacing[0] == spacing[1] and math.hypot(*target.shape) < 2000:
+        raw = cv2.distanceTransform((~target).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        d = raw[at].astype(np.float64)
+        return np.sqrt(np.rint(d * d)) * spacing[0]  # type: ignore[no-any-return]
+    edt = ndi.distance_transform_edt(~target, sampling=spacing)
+    return edt[at]  # type: ignore[no-any-return]
 
 
 def ratio(numerator: float, denominator: float, *, empty: float) -> float:

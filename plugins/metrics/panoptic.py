@@ -36,7 +36,8 @@ def pq_statistics(table: OverlapTable) -> dict[str, float]:
     tp, iou_sum = _counts(table.intersection, table.union)
     fp, fn = table.n_pred - tp, table.n_ref - tp
     pq, dq, sq = _pq_terms(tp, fp, fn, iou_sum)
-    return {"tp": tp, "fp": fp, "fn": fn, "iou_sum": iou_sum, "value": pq, "dq": dq, "sq": sq}
+    return {"tp": float(tp), "fp": float(fp), "fn": float(fn), "iou_sum": iou_sum, "value": pq,
+            "dq": dq, "sq": sq}
 
 
 def panoptic_quality(*, prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -82,7 +83,8 @@ def mpq_statistics(
         sub = np.ix_(rows, cols)
         tp, iou_sum = _counts(table.intersection[sub], table.union[sub])
         fp, fn = cols.size - tp, rows.size - tp
-        stats.update({f"tp_c{c}": tp, f"fp_c{c}": fp, f"fn_c{c}": fn, f"iou_c{c}": iou_sum})
+        stats.update({f"tp_c{c}": float(tp), f"fp_c{c}": float(fp), f"fn_c{c}": float(fn),
+                      f"iou_c{c}": iou_sum})
         values.append(_pq_terms(tp, fp, fn, iou_sum)[0])
     stats["value"] = float(np.mean(values)) if values else 1.0
     return stats
