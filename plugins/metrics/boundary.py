@@ -76,8 +76,9 @@ def boundary_statistics(
     }
 
 
-def hd(*, prediction: np.ndarray, reference: np.ndarray,
-       spacing: tuple[float, float] = (1.0, 1.0)) -> float:
+def hd(
+    *, prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)
+) -> float:
     """Hausdorff distance between the foreground boundaries (max of both directed maxima).
 
     Lower is better, in pixels or spacing units.  Both empty -> 0; exactly one empty -> the
@@ -86,8 +87,9 @@ def hd(*, prediction: np.ndarray, reference: np.ndarray,
     return boundary_statistics(prediction=prediction, reference=reference, spacing=spacing)["hd"]
 
 
-def hd95(*, prediction: np.ndarray, reference: np.ndarray,
-         spacing: tuple[float, float] = (1.0, 1.0)) -> float:
+def hd95(
+    *, prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)
+) -> float:
     """95th-percentile Hausdorff: max of the two directed 95th percentiles (linear
     interpolation, as MONAI / Metrics Reloaded; not medpy's pooled percentile).
 
@@ -97,8 +99,13 @@ def hd95(*, prediction: np.ndarray, reference: np.ndarray,
     return stats["hd95"]
 
 
-def nsd(*, prediction: np.ndarray, reference: np.ndarray,
-        spacing: tuple[float, float] = (1.0, 1.0), tolerance: float = NSD_TOLERANCE) -> float:
+def nsd(
+    *,
+    prediction: np.ndarray,
+    reference: np.ndarray,
+    spacing: tuple[float, float] = (1.0, 1.0),
+    tolerance: float = NSD_TOLERANCE,
+) -> float:
     """Normalized surface Dice at tolerance τ (inclusive; Nikolov et al., JMIR 23(7), 2021):
     (|∂P within τ of ∂R| + |∂R within τ of ∂P|) / (|∂P| + |∂R|).
 
@@ -126,19 +133,33 @@ def _stats(key: str):  # type: ignore[no-untyped-def]
 def specs() -> list[MetricSpec]:
     inf = (0.0, math.inf)
     return [
-        MetricSpec(name="hd", higher_is_better=False, statistics=_stats("hd"), range=inf,
-                   unit="px", citation="Huttenlocher et al., IEEE TPAMI 15(9):850-863, 1993",
-                   description="Hausdorff distance between foreground boundaries; mean over "
-                   "images (unit: px, or the dataset's spacing unit)"),
-        MetricSpec(name="hd95", higher_is_better=False, statistics=_stats("hd95"), range=inf,
-                   unit="px", citation="Maier-Hein et al., Nature Methods 21, 2024 "
-                   "(Metrics Reloaded)",
-                   description="Max of the directed 95th-percentile boundary distances; mean "
-                   "over images"),
-        MetricSpec(name="nsd", higher_is_better=True, statistics=_stats("nsd"),
-                   citation="Nikolov et al., Journal of Medical Internet Research 23(7), 2021",
-                   description=f"Normalized surface Dice at tolerance {NSD_TOLERANCE:g} px; mean "
-                   "over images"),
+        MetricSpec(
+            name="hd",
+            higher_is_better=False,
+            statistics=_stats("hd"),
+            range=inf,
+            unit="px",
+            citation="Huttenlocher et al., IEEE TPAMI 15(9):850-863, 1993",
+            description="Hausdorff distance between foreground boundaries; mean over "
+            "images (unit: px, or the dataset's spacing unit)",
+        ),
+        MetricSpec(
+            name="hd95",
+            higher_is_better=False,
+            statistics=_stats("hd95"),
+            range=inf,
+            unit="px",
+            citation="Maier-Hein et al., Nature Methods 21, 2024 (Metrics Reloaded)",
+            description="Max of the directed 95th-percentile boundary distances; mean over images",
+        ),
+        MetricSpec(
+            name="nsd",
+            higher_is_better=True,
+            statistics=_stats("nsd"),
+            citation="Nikolov et al., Journal of Medical Internet Research 23(7), 2021",
+            description=f"Normalized surface Dice at tolerance {NSD_TOLERANCE:g} px; mean "
+            "over images",
+        ),
     ]
 
 

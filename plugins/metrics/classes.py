@@ -12,7 +12,7 @@ import numpy as np
 
 from harness import ImagePair, MetricSpec, hookimpl
 from plugins.metrics.matching import compact
-from plugins.metrics.pixel import _accuracy_stats, dice_from_counts, iou_from_counts
+from plugins.metrics.pixel import dice_from_counts, foreground_pair, iou_from_counts
 
 CLASSES = frozenset({"classes"})
 
@@ -51,8 +51,7 @@ def class_statistics(*, prediction: np.ndarray, reference: np.ndarray) -> dict[s
     cp, cr = joint[0].astype(np.intp), joint[1].astype(np.intp)
     table = np.bincount((cr * k + cp).ravel(), minlength=k * k).reshape(k, k)
     predicted, referenced = table.sum(axis=0), table.sum(axis=1)
-    stats: dict[str, float] = {"pixels": float(p.size),
-                               "wrong": float(p.size - np.trace(table))}
+    stats: dict[str, float] = {"pixels": float(p.size), "wrong": float(p.size - np.trace(table))}
     for i, c in enumerate(ids.tolist(), start=1):
         stats[f"intersection_{c}"] = float(table[i, i])
         stats[f"predicted_{c}"] = float(predicted[i])
@@ -62,26 +61,30 @@ def class_statistics(*, prediction: np.ndarray, reference: np.ndarray) -> dict[s
 
 def _per_class(stats: Mapping[str, float], score) -> dict[int, float]:  # type: ignore[no-untyped-def]
     classes = sorted(int(k.split("_")[1]) for k in stats if k.startswith("intersection_"))
-    return {c: score(stats[f"intersection_{c}"], stats[f"predicted_{c}"],
-                     stats[f"reference_{c}"]) for c in classes}
+    return {
+        c: score(stats[f"intersection_{c}"], stats[f"predicted_{c}"], stats[f"reference_{c}"])
+        for c in classes
+    }
 
 
 def dice_per_class(*, prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """Dice of every class > 0 present in R or P (keys ``class_c``) and their macro mean
     (``value``).  Higher is better, range [0, 1]; no class present on either side -> 1.0;
     a class present on one side only -> 0.0 for that class."""
-    per = _per_class(class_statistics(prediction=prediction, reference=reference),
-                     dice_from_counts)
-    return {"value": float(np.mean(list(per.values()))) if per else 1.0,
-            **{f"class_{c}": v for c, v in per.items()}}
+    per = _per_class(class_statistics(prediction=prediction, reference=reference), dice_from_counts)
+    return {
+        "value": float(np.mean(list(per.values()))) if per else 1.0,
+        **{f"class_{c}": v for c, v in per.items()},
+    }
 
 
 def iou_per_class(*, prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """IoU of every class > 0 present in R or P and their macro mean, as :func:`dice_per_class`."""
-    per = _per_class(class_statistics(prediction=prediction, reference=reference),
-                     iou_from_counts)
-    return {"value": float(np.mean(list(per.values()))) if per else 1.0,
-            **{f"class_{c}": v for c, v in per.items()}}
+    per = _per_class(class_statistics(prediction=prediction, reference=reference), iou_from_counts)
+    return {
+        "value": float(np.mean(list(per.values()))) if per else 1.0,
+        **{f"class_{c}": v for c, v in per.items()},
+    }
 
 
 # ---- records -------------------------------------------------------------------------------
@@ -91,8 +94,9 @@ def _class_counts(pair: ImagePair) -> dict[str, float]:
     def compute() -> dict[str, float]:
         pred, ref = pair.prediction.classes, pair.reference.classes
         if pred is None or ref is None:
-            raise ValueError(f"sample {pair.reference.id!r}: class metrics need class maps "
-                             "on both sides")
+            raise ValueError(
+                f"sample {pair.reference.id!r}: class metrics need class maps on both sides"
+            )
         pred, ref = np.asarray(pred), np.asarray(ref)
         if pair.reference.ignore is not None:
             keep = ~np.asarray(pair.reference.ignore, dtype=bool)
@@ -130,7 +134,11 @@ def _reduce_macro(score):  # type: ignore[no-untyped-def]
 
 
 def _misclassification_binary_stats(pair: ImagePair) -> dict[str, float]:
-    return {"value": 1.0 - _accuracy_stats(pair)["value"]}
+    pred, ref = foreground_pair(pair)
+    if pair.reference.ignore is not None:
+        keep = ~np.asarray(pair.reference.ignore, dtype=bool)
+        pred, ref = pred[keep], ref[keep]
+    return {"value": misclassification_binary(prediction=pred, reference=ref)}
 
 
 def _misclassification_multiclass_stats(pair: ImagePair) -> dict[str, float]:
@@ -140,26 +148,42 @@ def _misclassification_multiclass_stats(pair: ImagePair) -> dict[str, float]:
 
 def specs() -> list[MetricSpec]:
     return [
-        MetricSpec(name="misclassification_binary", higher_is_better=False,
-                   statistics=_misclassification_binary_stats,
-                   description="1 - foreground/background pixel accuracy; mean over images"),
-        MetricSpec(name="misclassification_multiclass", higher_is_better=False,
-                   statistics=_misclassification_multiclass_stats, requires=CLASSES,
-                   reference_requires=CLASSES,
-                   description="1 - pixel accuracy on class maps; mean over images"),
-        MetricSpec(name="dice_per_class", higher_is_better=True,
-                   statistics=_macro_stats(dice_from_counts),
-                   reduce=_reduce_macro(dice_from_counts), requires=CLASSES,
-                   reference_requires=CLASSES, citation="Dice, Ecology 26(3):297-302, 1945",
-                   description="Macro mean over classes present in R or P of per-class Dice; "
-                   "mean over images (components class_<c>)"),
-        MetricSpec(name="iou_per_class", higher_is_better=True,
-                   statistics=_macro_stats(iou_from_counts),
-                   reduce=_reduce_macro(iou_from_counts), requires=CLASSES,
-                   reference_requires=CLASSES,
-                   citation="Jaccard, New Phytologist 11(2):37-50, 1912",
-                   description="Macro mean over classes present in R or P of per-class IoU; "
-                   "mean over images (components class_<c>)"),
+        MetricSpec(
+            name="misclassification_binary",
+            higher_is_better=False,
+            statistics=_misclassification_binary_stats,
+            description="1 - foreground/background pixel accuracy; mean over images",
+        ),
+        MetricSpec(
+            name="misclassification_multiclass",
+            higher_is_better=False,
+            statistics=_misclassification_multiclass_stats,
+            requires=CLASSES,
+            reference_requires=CLASSES,
+            description="1 - pixel accuracy on class maps; mean over images",
+        ),
+        MetricSpec(
+            name="dice_per_class",
+            higher_is_better=True,
+            statistics=_macro_stats(dice_from_counts),
+            reduce=_reduce_macro(dice_from_counts),
+            requires=CLASSES,
+            reference_requires=CLASSES,
+            citation="Dice, Ecology 26(3):297-302, 1945",
+            description="Macro mean over classes present in R or P of per-class Dice; "
+            "mean over images (components class_<c>)",
+        ),
+        MetricSpec(
+            name="iou_per_class",
+            higher_is_better=True,
+            statistics=_macro_stats(iou_from_counts),
+            reduce=_reduce_macro(iou_from_counts),
+            requires=CLASSES,
+            reference_requires=CLASSES,
+            citation="Jaccard, New Phytologist 11(2):37-50, 1912",
+            description="Macro mean over classes present in R or P of per-class IoU; "
+            "mean over images (components class_<c>)",
+        ),
     ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,8 +21,12 @@ INSTANCES = frozenset({"instances"})
 def count_statistics(n_pred: int, n_ref: int) -> dict[str, float]:
     """Counts and their error; additive over images."""
     err = float(n_pred - n_ref)
-    return {"n_pred": float(n_pred), "n_ref": float(n_ref), "abs_error": abs(err),
-            "squared_error": err * err}
+    return {
+        "n_pred": float(n_pred),
+        "n_ref": float(n_ref),
+        "abs_error": abs(err),
+        "squared_error": err * err,
+    }
 
 
 def _count(labels: np.ndarray) -> int:
@@ -55,13 +60,28 @@ def _stats(pair: ImagePair) -> dict[str, float]:
 
 
 def specs() -> list[MetricSpec]:
-    common = dict(higher_is_better=False, statistics=_stats, level="split", requires=INSTANCES,
-                  reference_requires=INSTANCES, range=(0.0, math.inf), unit="objects")
+    common: dict[str, Any] = {
+        "higher_is_better": False,
+        "statistics": _stats,
+        "level": "split",
+        "requires": INSTANCES,
+        "reference_requires": INSTANCES,
+        "range": (0.0, math.inf),
+        "unit": "objects",
+    }
     return [
-        MetricSpec(name="count_rmse", reduce=reduce_count_rmse, **common,
-                   description="Root mean squared error of the object count per image"),
-        MetricSpec(name="count_mae", reduce=reduce_count_mae, **common,
-                   description="Mean absolute error of the object count per image"),
+        MetricSpec(
+            name="count_rmse",
+            reduce=reduce_count_rmse,
+            **common,
+            description="Root mean squared error of the object count per image",
+        ),
+        MetricSpec(
+            name="count_mae",
+            reduce=reduce_count_mae,
+            **common,
+            description="Mean absolute error of the object count per image",
+        ),
     ]
 
 

@@ -19,7 +19,9 @@ KEYS = ("tp", "fp", "tn", "fn")
 
 
 def detection_statistics(
-    *, prediction: Mapping[str, np.ndarray], reference: np.ndarray,
+    *,
+    prediction: Mapping[str, np.ndarray],
+    reference: np.ndarray,
     positive_classes: Iterable[int] = (1,),
 ) -> dict[str, float]:
     """Confusion counts of the predicted point labels against the class map ``reference``."""
@@ -31,12 +33,18 @@ def detection_statistics(
     h, w = classes.shape
     outside = (points[:, 0] < 0) | (points[:, 0] >= h) | (points[:, 1] < 0) | (points[:, 1] >= w)
     if outside.any():
-        raise ValueError(f"{int(outside.sum())} detection point(s) lie outside the {h}×{w} image "
-                         "(points are (row, col))")
+        raise ValueError(
+            f"{int(outside.sum())} detection point(s) lie outside the {h}×{w} image "
+            "(points are (row, col))"
+        )
     truth = np.isin(classes[points[:, 0], points[:, 1]], list(positive_classes))
     pred = labels == 1
-    return {"tp": float(np.sum(pred & truth)), "fp": float(np.sum(pred & ~truth)),
-            "tn": float(np.sum(~pred & ~truth)), "fn": float(np.sum(~pred & truth))}
+    return {
+        "tp": float(np.sum(pred & truth)),
+        "fp": float(np.sum(pred & ~truth)),
+        "tn": float(np.sum(~pred & ~truth)),
+        "fn": float(np.sum(~pred & truth)),
+    }
 
 
 def detection_scores(stats: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -55,16 +63,23 @@ def detection_scores(stats: Sequence[Mapping[str, float]]) -> dict[str, float]:
     accuracy = ratio(tp + tn, tp + fp + tn + fn, empty=1.0)
     present = [x for x, n in ((recall, tp + fn), (ratio(tn, tn + fp, empty=1.0), tn + fp)) if n]
     balanced = float(np.mean(present)) if present else 1.0
-    return {"precision": precision, "recall": recall, "f1": f1, "accuracy": accuracy,
-            "balanced_accuracy": balanced}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "accuracy": accuracy,
+        "balanced_accuracy": balanced,
+    }
 
 
 def _stats(pair: ImagePair) -> dict[str, float]:
     def compute() -> dict[str, float]:
         det, classes = pair.prediction.detections, pair.reference.classes
         if det is None or classes is None:
-            raise ValueError(f"sample {pair.reference.id!r}: detection metrics need predicted "
-                             "detections and a reference class map")
+            raise ValueError(
+                f"sample {pair.reference.id!r}: detection metrics need predicted "
+                "detections and a reference class map"
+            )
         positive = pair.reference.meta.get("positive_classes", (1,))
         return detection_statistics(prediction=det, reference=classes, positive_classes=positive)
 
@@ -81,13 +96,19 @@ def _reducer(score: str):  # type: ignore[no-untyped-def]
 def specs() -> list[MetricSpec]:
     out = []
     for score in ("precision", "recall", "f1", "accuracy", "balanced_accuracy"):
-        out.append(MetricSpec(
-            name=f"detection_{score}", higher_is_better=True, statistics=_stats,
-            reduce=_reducer(score), level="split", requires=frozenset({"detections"}),
-            reference_requires=frozenset({"classes"}),
-            description=f"{score.replace('_', ' ').capitalize()} of classified keypoints, "
-            "counts pooled over the split",
-        ))
+        out.append(
+            MetricSpec(
+                name=f"detection_{score}",
+                higher_is_better=True,
+                statistics=_stats,
+                reduce=_reducer(score),
+                level="split",
+                requires=frozenset({"detections"}),
+                reference_requires=frozenset({"classes"}),
+                description=f"{score.replace('_', ' ').capitalize()} of classified keypoints, "
+                "counts pooled over the split",
+            )
+        )
     return out
 
 

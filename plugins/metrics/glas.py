@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -205,21 +206,41 @@ def _stats(fn):  # type: ignore[no-untyped-def]
 
 
 def specs() -> list[MetricSpec]:
-    common = dict(requires=INSTANCES, reference_requires=INSTANCES, level="split",
-                  citation=CITATION)
+    common: dict[str, Any] = {
+        "requires": INSTANCES,
+        "reference_requires": INSTANCES,
+        "level": "split",
+        "citation": CITATION,
+    }
     return [
-        MetricSpec(name="object_f1", higher_is_better=True,
-                   statistics=_stats(object_f1_statistics), reduce=reduce_object_f1, **common,
-                   description="GlaS object F1 (partner overlap > 50% of the reference "
-                   "object), counts pooled over the split (components precision, recall)"),
-        MetricSpec(name="object_dice", higher_is_better=True,
-                   statistics=_stats(object_dice_statistics), reduce=reduce_object_dice,
-                   **common, description="GlaS area-weighted object Dice pooled over the split"),
-        MetricSpec(name="object_hausdorff", higher_is_better=False,
-                   statistics=_stats(object_hausdorff_statistics),
-                   reduce=reduce_object_hausdorff, range=(0.0, math.inf), unit="px", **common,
-                   description="GlaS area-weighted all-pixel object Hausdorff distance pooled "
-                   "over the split"),
+        MetricSpec(
+            name="object_f1",
+            higher_is_better=True,
+            statistics=_stats(object_f1_statistics),
+            reduce=reduce_object_f1,
+            **common,
+            description="GlaS object F1 (partner overlap > 50% of the reference "
+            "object), counts pooled over the split (components precision, recall)",
+        ),
+        MetricSpec(
+            name="object_dice",
+            higher_is_better=True,
+            statistics=_stats(object_dice_statistics),
+            reduce=reduce_object_dice,
+            **common,
+            description="GlaS area-weighted object Dice pooled over the split",
+        ),
+        MetricSpec(
+            name="object_hausdorff",
+            higher_is_better=False,
+            statistics=_stats(object_hausdorff_statistics),
+            reduce=reduce_object_hausdorff,
+            range=(0.0, math.inf),
+            unit="px",
+            **common,
+            description="GlaS area-weighted all-pixel object Hausdorff distance pooled "
+            "over the split",
+        ),
     ]
 
 

@@ -7,6 +7,7 @@ value = mean over images) unless stated; ``aji_pooled`` sums C and U over the sp
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -160,30 +161,48 @@ _GRAHAM = "Graham et al., Medical Image Analysis 58:101563, 2019 (HoVer-Net)"
 
 
 def specs() -> list[MetricSpec]:
-    common = dict(requires=INSTANCES, reference_requires=INSTANCES, higher_is_better=True)
+    common: dict[str, Any] = {
+        "requires": INSTANCES,
+        "reference_requires": INSTANCES,
+        "higher_is_better": True,
+    }
     return [
         MetricSpec(
-            name="dsb_map", statistics=_stats(dsb_statistics), **common,
+            name="dsb_map",
+            statistics=_stats(dsb_statistics),
+            **common,
             citation="Caicedo et al., Nature Methods 16:1247-1253, 2019 (Data Science Bowl 2018)",
             description="Mean over IoU thresholds 0.50..0.95 of TP/(TP+FP+FN), matches at "
             "IoU > t; mean over images",
         ),
         MetricSpec(
-            name="aji", statistics=_stats(aji_statistics), **common, citation=_KUMAR,
+            name="aji",
+            statistics=_stats(aji_statistics),
+            **common,
+            citation=_KUMAR,
             description="Aggregated Jaccard Index per image; mean over images",
         ),
         MetricSpec(
-            name="aji_pooled", statistics=_stats(aji_statistics), level="split",
-            reduce=reduce_pooled_aji, **common, citation=_KUMAR,
+            name="aji_pooled",
+            statistics=_stats(aji_statistics),
+            level="split",
+            reduce=reduce_pooled_aji,
+            **common,
+            citation=_KUMAR,
             description="Aggregated Jaccard Index with C and U summed over the split",
         ),
         MetricSpec(
-            name="aji_plus", statistics=_stats(aji_plus_statistics), **common, citation=_GRAHAM,
+            name="aji_plus",
+            statistics=_stats(aji_plus_statistics),
+            **common,
+            citation=_GRAHAM,
             description="AJI+ (one-to-one Hungarian matching on IoU); mean over images",
         ),
         MetricSpec(
-            name="f1_at_iou", statistics=_stats(f1_statistics),
-            reduce=_mean_with("precision", "recall"), **common,
+            name="f1_at_iou",
+            statistics=_stats(f1_statistics),
+            reduce=_mean_with("precision", "recall"),
+            **common,
             description="Object F1 with one-to-one matches at IoU > 0.5; mean over images "
             "(components: precision, recall)",
         ),

@@ -7,6 +7,7 @@ Kirillov et al., CVPR 2019, as used for CoNSeP / PanNuke (Graham et al. 2019, Ga
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,15 @@ def pq_statistics(table: OverlapTable) -> dict[str, float]:
     tp, iou_sum = _counts(table.intersection, table.union)
     fp, fn = table.n_pred - tp, table.n_ref - tp
     pq, dq, sq = _pq_terms(tp, fp, fn, iou_sum)
-    return {"tp": float(tp), "fp": float(fp), "fn": float(fn), "iou_sum": iou_sum, "value": pq,
-            "dq": dq, "sq": sq}
+    return {
+        "tp": float(tp),
+        "fp": float(fp),
+        "fn": float(fn),
+        "iou_sum": iou_sum,
+        "value": pq,
+        "dq": dq,
+        "sq": sq,
+    }
 
 
 def panoptic_quality(*, prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -54,8 +62,9 @@ def object_classes(compact_image: np.ndarray, n: int, classes: np.ndarray) -> np
     """Majority class (> 0 where any) of each of the ``n`` objects of a compact label image."""
     cls = np.asarray(classes).astype(np.intp)
     if cls.shape != compact_image.shape:
-        raise ValueError(f"class map shape {cls.shape} differs from instance map shape "
-                         f"{compact_image.shape}")
+        raise ValueError(
+            f"class map shape {cls.shape} differs from instance map shape {compact_image.shape}"
+        )
     if cls.size and cls.min() < 0:
         raise ValueError("class maps must hold non-negative class ids")
     k = int(cls.max()) + 1 if cls.size else 1
@@ -83,8 +92,14 @@ def mpq_statistics(
         sub = np.ix_(rows, cols)
         tp, iou_sum = _counts(table.intersection[sub], table.union[sub])
         fp, fn = cols.size - tp, rows.size - tp
-        stats.update({f"tp_c{c}": float(tp), f"fp_c{c}": float(fp), f"fn_c{c}": float(fn),
-                      f"iou_c{c}": iou_sum})
+        stats.update(
+            {
+                f"tp_c{c}": float(tp),
+                f"fp_c{c}": float(fp),
+                f"fn_c{c}": float(fn),
+                f"iou_c{c}": iou_sum,
+            }
+        )
         values.append(_pq_terms(tp, fp, fn, iou_sum)[0])
     stats["value"] = float(np.mean(values)) if values else 1.0
     return stats
@@ -145,27 +160,59 @@ _KIRILLOV = "Kirillov et al., Panoptic Segmentation, CVPR 2019; Graham et al., M
 
 
 def specs() -> list[MetricSpec]:
-    common = dict(requires=INSTANCES, reference_requires=INSTANCES, higher_is_better=True,
-                  citation=_KIRILLOV)
+    common: dict[str, Any] = {
+        "requires": INSTANCES,
+        "reference_requires": INSTANCES,
+        "higher_is_better": True,
+        "citation": _KIRILLOV,
+    }
     return [
-        MetricSpec(name="pq", statistics=_pq_stats, reduce=reduce_pq, **common,
-                   description="Panoptic quality DQ*SQ at IoU > 0.5; mean over images "
-                   "(components dq, sq)"),
-        MetricSpec(name="dq", statistics=_component_stats("dq"), **common,
-                   description="Detection quality TP/(TP+FP/2+FN/2) at IoU > 0.5; mean over images"),
-        MetricSpec(name="sq", statistics=_component_stats("sq"), **common,
-                   description="Segmentation quality: mean IoU of matched pairs; mean over images"),
-        MetricSpec(name="pq_pooled", statistics=_pq_stats, reduce=reduce_pq_pooled,
-                   level="split", **common,
-                   description="Panoptic quality from TP/FP/FN/IoU pooled over the split"),
-        MetricSpec(name="mpq", statistics=_mpq_stats, requires=CLASSED,
-                   reference_requires=CLASSED, higher_is_better=True, citation=_KIRILLOV,
-                   description="Multi-class PQ: mean over classes present of per-class PQ; "
-                   "mean over images"),
-        MetricSpec(name="bpq", statistics=_pq_stats,
-                   requires=CLASSED, reference_requires=CLASSED, higher_is_better=True,
-                   citation=_KIRILLOV,
-                   description="Binary PQ (classes ignored) reported beside mpq; mean over images"),
+        MetricSpec(
+            name="pq",
+            statistics=_pq_stats,
+            reduce=reduce_pq,
+            **common,
+            description="Panoptic quality DQ*SQ at IoU > 0.5; mean over images (components dq, sq)",
+        ),
+        MetricSpec(
+            name="dq",
+            statistics=_component_stats("dq"),
+            **common,
+            description="Detection quality TP/(TP+FP/2+FN/2) at IoU > 0.5; mean over images",
+        ),
+        MetricSpec(
+            name="sq",
+            statistics=_component_stats("sq"),
+            **common,
+            description="Segmentation quality: mean IoU of matched pairs; mean over images",
+        ),
+        MetricSpec(
+            name="pq_pooled",
+            statistics=_pq_stats,
+            reduce=reduce_pq_pooled,
+            level="split",
+            **common,
+            description="Panoptic quality from TP/FP/FN/IoU pooled over the split",
+        ),
+        MetricSpec(
+            name="mpq",
+            statistics=_mpq_stats,
+            requires=CLASSED,
+            reference_requires=CLASSED,
+            higher_is_better=True,
+            citation=_KIRILLOV,
+            description="Multi-class PQ: mean over classes present of per-class PQ; "
+            "mean over images",
+        ),
+        MetricSpec(
+            name="bpq",
+            statistics=_pq_stats,
+            requires=CLASSED,
+            reference_requires=CLASSED,
+            higher_is_better=True,
+            citation=_KIRILLOV,
+            description="Binary PQ (classes ignored) reported beside mpq; mean over images",
+        ),
     ]
 
 

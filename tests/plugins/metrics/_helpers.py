@@ -26,13 +26,20 @@ def make_pair(
     **extra: object,
 ) -> ImagePair:
     shape = (reference if reference is not None else ref_classes).shape  # type: ignore[union-attr]
-    sample = Sample(id="s", image=np.zeros((*shape, 3), np.uint8), instances=reference,
-                    classes=ref_classes, ignore=ignore, meta=meta or {})
+    sample = Sample(
+        id="s",
+        image=np.zeros((*shape, 3), np.uint8),
+        instances=reference,
+        classes=ref_classes,
+        ignore=ignore,
+        meta=meta or {},
+    )
     return ImagePair(Prediction(instances=prediction, classes=pred_classes, **extra), sample)
 
 
-def realistic_pair(seed: int, shape: tuple[int, int] = (128, 128),
-                   n_objects: int = 25) -> tuple[np.ndarray, np.ndarray]:
+def realistic_pair(
+    seed: int, shape: tuple[int, int] = (128, 128), n_objects: int = 25
+) -> tuple[np.ndarray, np.ndarray]:
     """(prediction, reference): nuclei-like ellipses from the synthetic dataset's renderer and
     a prediction that shifts, grows, shrinks, drops, splits and invents objects, with
     non-contiguous ids above 255."""
@@ -59,7 +66,7 @@ def realistic_pair(seed: int, shape: tuple[int, int] = (128, 128),
             next_id += 1
     for _ in range(int(rng.integers(0, 4))):
         r, c = rng.integers(0, shape[0] - 5), rng.integers(0, shape[1] - 5)
-        window = pred[r:r + 5, c:c + 5]
+        window = pred[r : r + 5, c : c + 5]
         window[window == 0] = next_id
         next_id += 1
     ids = np.unique(pred[pred > 0])

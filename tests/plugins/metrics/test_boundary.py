@@ -20,7 +20,7 @@ def test_boundary_is_four_connected_and_the_image_border_counts() -> None:
     assert np.count_nonzero(boundary.boundary(full)) == 12  # only the 2×2 centre is inner
     diamond = np.zeros((5, 5), bool)
     diamond[1:4, 2] = diamond[2, 1:4] = True
-    assert boundary.boundary(diamond)[2, 2] == False  # noqa: E712 - all 4 neighbours inside
+    assert not boundary.boundary(diamond)[2, 2]  # all four neighbours are inside
 
 
 def test_parallel_lines_and_inclusive_tolerance() -> None:
@@ -44,18 +44,33 @@ def test_hd95_takes_directed_percentiles_with_linear_interpolation() -> None:
 def test_empty_policy() -> None:
     empty = np.zeros((3, 4), np.int32)
     obj = boxes((3, 4), (1, 0, 1, 0, 1))
-    assert boundary_statistics(prediction=empty, reference=empty) == {"hd": 0.0, "hd95": 0.0, "nsd": 1.0}
-    assert boundary_statistics(prediction=obj, reference=empty) == {"hd": 5.0, "hd95": 5.0, "nsd": 0.0}
-    assert boundary_statistics(prediction=empty, reference=obj, spacing=(2.0, 0.5))["hd"] == pytest.approx(
-        math.hypot(6, 2))
+    assert boundary_statistics(prediction=empty, reference=empty) == {
+        "hd": 0.0,
+        "hd95": 0.0,
+        "nsd": 1.0,
+    }
+    assert boundary_statistics(prediction=obj, reference=empty) == {
+        "hd": 5.0,
+        "hd95": 5.0,
+        "nsd": 0.0,
+    }
+    assert boundary_statistics(prediction=empty, reference=obj, spacing=(2.0, 0.5))[
+        "hd"
+    ] == pytest.approx(math.hypot(6, 2))
 
 
 def test_identical_is_perfect() -> None:
     ref = boxes((9, 9), (3, 0, 4, 0, 9), (400, 6, 9, 2, 5))
-    assert boundary_statistics(prediction=ref, reference=ref) == {"hd": 0.0, "hd95": 0.0, "nsd": 1.0}
+    assert boundary_statistics(prediction=ref, reference=ref) == {
+        "hd": 0.0,
+        "hd95": 0.0,
+        "nsd": 1.0,
+    }
 
 
-@pytest.mark.parametrize(("spacing", "expected"), [((0.5, 1.0), 1.5), ((2.0, 2.0), 6.0), ((1.0, 3.0), 3.0)])
+@pytest.mark.parametrize(
+    ("spacing", "expected"), [((0.5, 1.0), 1.5), ((2.0, 2.0), 6.0), ((1.0, 3.0), 3.0)]
+)
 def test_spacing_scales_distances(spacing: tuple[float, float], expected: float) -> None:
     ref = boxes((10, 10), (1, 2, 3, 0, 10))
     pred = boxes((10, 10), (1, 5, 6, 0, 10))
@@ -71,4 +86,6 @@ def test_records_use_spacing_and_ignore() -> None:
     pair = make_pair(pred, ref, ignore=ignore, meta={"spacing": (0.5, 0.5)})
     assert specs["hd"].statistics(pair)["value"] == pytest.approx(1.5)
     assert specs["nsd"].statistics(pair)["value"] == 1.0  # 1.5 <= 2 (tolerance in spacing units)
-    assert specs["hd95"].split_values([specs["hd95"].statistics(pair)] * 2)["value"] == pytest.approx(1.5)
+    assert specs["hd95"].split_values([specs["hd95"].statistics(pair)] * 2)[
+        "value"
+    ] == pytest.approx(1.5)

@@ -27,9 +27,11 @@ def test_misclassification() -> None:
 def test_per_class_and_macro_mean() -> None:
     # class 1: |∩| 1, |P| 1, |R| 2; class 2: |∩| 1, |P| 2, |R| 1; class 3: predicted only.
     assert dice_per_class(prediction=PRED, reference=REF) == pytest.approx(
-        {"value": (2 / 3 + 2 / 3 + 0) / 3, "class_1": 2 / 3, "class_2": 2 / 3, "class_3": 0.0})
+        {"value": (2 / 3 + 2 / 3 + 0) / 3, "class_1": 2 / 3, "class_2": 2 / 3, "class_3": 0.0}
+    )
     assert iou_per_class(prediction=PRED, reference=REF) == pytest.approx(
-        {"value": 1 / 3, "class_1": 0.5, "class_2": 0.5, "class_3": 0.0})
+        {"value": 1 / 3, "class_1": 0.5, "class_2": 0.5, "class_3": 0.0}
+    )
 
 
 def test_absent_classes_are_left_out_and_both_empty_is_one() -> None:
@@ -48,8 +50,9 @@ def test_records_respect_ignore_and_reduce_per_class() -> None:
     assert stats["value"] == pytest.approx(2 / 3)
     other = specs["dice_per_class"].statistics(make_pair(ref_classes=REF, pred_classes=REF))
     split = specs["dice_per_class"].split_values([stats, other])
-    assert split == pytest.approx({"value": (2 / 3 + 1) / 2, "class_1": (2 / 3 + 1) / 2,
-                                   "class_2": (2 / 3 + 1) / 2})
+    assert split == pytest.approx(
+        {"value": (2 / 3 + 1) / 2, "class_1": (2 / 3 + 1) / 2, "class_2": (2 / 3 + 1) / 2}
+    )
     assert specs["misclassification_multiclass"].statistics(pair)["value"] == pytest.approx(1 / 3)
     assert specs["dice_per_class"].reference_requires == {"classes"}
 

@@ -17,7 +17,8 @@ CLUSTERS = np.array([[7, 7, 3, 3], [7, 5, 3, 3]])
 def test_assignment_and_value() -> None:
     # Dice: 7~0 = 6/7, 3~1 = 1, 5~0 = 2/5; best one-to-one: 7->0, 3->1; 5 is surplus.
     assert cluster_dice(prediction=CLUSTERS, reference=REF) == pytest.approx(
-        {"value": (6 / 7 + 1) / 3, "cluster_3": 1.0, "cluster_5": -1.0, "cluster_7": 0.0})
+        {"value": (6 / 7 + 1) / 3, "cluster_3": 1.0, "cluster_5": -1.0, "cluster_7": 0.0}
+    )
 
 
 def test_labels_carry_no_meaning() -> None:

@@ -24,8 +24,9 @@ def test_split_rmse_and_mae() -> None:
     a = boxes((6, 6), (1, 0, 2, 0, 2), (2, 3, 5, 3, 5))
     b = boxes((6, 6), (9, 0, 1, 0, 1))
     empty = np.zeros((6, 6), np.int32)
-    stats = [specs["count_rmse"].statistics(make_pair(p, r)) for p, r in
-             [(a, b), (empty, a), (b, b)]]  # errors +1, -2, 0
+    stats = [
+        specs["count_rmse"].statistics(make_pair(p, r)) for p, r in [(a, b), (empty, a), (b, b)]
+    ]  # errors +1, -2, 0
     assert specs["count_rmse"].split_values(stats)["value"] == pytest.approx(math.sqrt(5 / 3))
     assert specs["count_mae"].split_values(stats)["value"] == pytest.approx(1.0)
     assert specs["count_mae"].image_value(stats[1]) == 2.0

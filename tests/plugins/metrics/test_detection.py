@@ -24,9 +24,15 @@ def test_counts_and_scores() -> None:
     stats = specs["detection_f1"].statistics(pair)
     assert stats == {"tp": 2.0, "fp": 1.0, "tn": 1.0, "fn": 1.0}
     values = {name: spec.split_values([stats])["value"] for name, spec in specs.items()}
-    assert values == pytest.approx({
-        "detection_precision": 2 / 3, "detection_recall": 2 / 3, "detection_f1": 2 / 3,
-        "detection_accuracy": 3 / 5, "detection_balanced_accuracy": (2 / 3 + 1 / 2) / 2})
+    assert values == pytest.approx(
+        {
+            "detection_precision": 2 / 3,
+            "detection_recall": 2 / 3,
+            "detection_f1": 2 / 3,
+            "detection_accuracy": 3 / 5,
+            "detection_balanced_accuracy": (2 / 3 + 1 / 2) / 2,
+        }
+    )
 
 
 def test_positive_classes_from_meta_and_pooling() -> None:

@@ -15,7 +15,11 @@ from ._helpers import boxes, make_pair
 
 def test_both_empty() -> None:
     empty = np.zeros((5, 5), np.int32)
-    assert object_f1(prediction=empty, reference=empty) == {"value": 1.0, "precision": 1.0, "recall": 1.0}
+    assert object_f1(prediction=empty, reference=empty) == {
+        "value": 1.0,
+        "precision": 1.0,
+        "recall": 1.0,
+    }
     assert object_dice(prediction=empty, reference=empty) == 1.0
     assert object_hausdorff(prediction=empty, reference=empty) == 0.0
 
@@ -43,7 +47,11 @@ def test_identical_objects_with_large_ids_and_two_pieces() -> None:
 def test_split(split_pair: tuple[np.ndarray, np.ndarray]) -> None:
     pred, ref = split_pair
     # Each half covers exactly 16/32 = 0.5 of the reference: not > 0.5, so no TP.
-    assert object_f1(prediction=pred, reference=ref) == {"value": 0.0, "precision": 0.0, "recall": 0.0}
+    assert object_f1(prediction=pred, reference=ref) == {
+        "value": 0.0,
+        "precision": 0.0,
+        "recall": 0.0,
+    }
     # Every partner Dice is 2·16/(32+16) = 2/3 on both sides.
     assert object_dice(prediction=pred, reference=ref) == pytest.approx(2 / 3)
     # The far end of the reference is 4 columns from either half.
@@ -54,7 +62,8 @@ def test_merge(merge_pair: tuple[np.ndarray, np.ndarray]) -> None:
     pred, ref = merge_pair
     # The merged prediction's partner is id 2 (tie -> smallest id), covered fully: TP 1, FN 1.
     assert object_f1(prediction=pred, reference=ref) == pytest.approx(
-        {"value": 2 / 3, "precision": 1.0, "recall": 0.5})
+        {"value": 2 / 3, "precision": 1.0, "recall": 0.5}
+    )
     assert object_dice(prediction=pred, reference=ref) == pytest.approx(2 / 3)
     assert object_hausdorff(prediction=pred, reference=ref) == pytest.approx(4.0)
 

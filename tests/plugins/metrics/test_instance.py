@@ -17,14 +17,22 @@ ONE = boxes((10, 12), (4, 1, 5, 1, 5))
 def test_both_empty_scores_one() -> None:
     for fn in (dsb_map, aji, aji_plus):
         assert fn(prediction=EMPTY, reference=EMPTY) == 1.0
-    assert f1_at_iou(prediction=EMPTY, reference=EMPTY) == {"value": 1.0, "precision": 1.0, "recall": 1.0}
+    assert f1_at_iou(prediction=EMPTY, reference=EMPTY) == {
+        "value": 1.0,
+        "precision": 1.0,
+        "recall": 1.0,
+    }
 
 
 @pytest.mark.parametrize(("pred", "ref"), [(EMPTY, ONE), (ONE, EMPTY)])
 def test_one_side_empty_scores_zero(pred: np.ndarray, ref: np.ndarray) -> None:
     for fn in (dsb_map, aji, aji_plus):
         assert fn(prediction=pred, reference=ref) == 0.0
-    assert f1_at_iou(prediction=pred, reference=ref) == {"value": 0.0, "precision": 0.0, "recall": 0.0}
+    assert f1_at_iou(prediction=pred, reference=ref) == {
+        "value": 0.0,
+        "precision": 0.0,
+        "recall": 0.0,
+    }
 
 
 def test_identical_with_noncontiguous_ids_above_255_at_the_border() -> None:
@@ -40,7 +48,11 @@ def test_split_object(split_pair: tuple[np.ndarray, np.ndarray]) -> None:
     pred, ref = split_pair
     # Each half has IoU 16/32 = 0.5 exactly: never a match (strict >).
     assert dsb_map(prediction=pred, reference=ref) == 0.0
-    assert f1_at_iou(prediction=pred, reference=ref) == {"value": 0.0, "precision": 0.0, "recall": 0.0}
+    assert f1_at_iou(prediction=pred, reference=ref) == {
+        "value": 0.0,
+        "precision": 0.0,
+        "recall": 0.0,
+    }
     # AJI: tie -> id 5: C = 16, U = 32 + the unused half 16.  AJI+: one pair, same sums.
     assert aji(prediction=pred, reference=ref) == pytest.approx(16 / 48)
     assert aji_plus(prediction=pred, reference=ref) == pytest.approx(16 / 48)
@@ -83,7 +95,8 @@ def test_f1_counts_partial_detection() -> None:
     ref = boxes((10, 10), (1, 0, 4, 0, 4), (2, 5, 9, 5, 9), (3, 0, 2, 8, 10))
     pred = boxes((10, 10), (8, 0, 4, 0, 3), (9, 6, 7, 6, 7))  # IoU .75 match, 1/16 no match
     assert f1_at_iou(prediction=pred, reference=ref) == pytest.approx(
-        {"value": 2 / (2 + 1 + 2), "precision": 1 / 2, "recall": 1 / 3})
+        {"value": 2 / (2 + 1 + 2), "precision": 1 / 2, "recall": 1 / 3}
+    )
 
 
 def test_records_reduce_from_statistics(split_pair: tuple[np.ndarray, np.ndarray]) -> None:
@@ -91,13 +104,19 @@ def test_records_reduce_from_statistics(split_pair: tuple[np.ndarray, np.ndarray
     pred, ref = split_pair
     stats_split = specs["aji"].statistics(make_pair(pred, ref))
     stats_same = specs["aji"].statistics(make_pair(ref, ref))
-    assert specs["aji"].split_values([stats_split, stats_same])["value"] == pytest.approx((1 / 3 + 1) / 2)
+    assert specs["aji"].split_values([stats_split, stats_same])["value"] == pytest.approx(
+        (1 / 3 + 1) / 2
+    )
     pooled = specs["aji_pooled"]
     assert pooled.level == "split"
     # C = 16 + 32, U = 48 + 32
     assert pooled.split_values([stats_split, stats_same])["value"] == pytest.approx(48 / 80)
     f1 = specs["f1_at_iou"].split_values(
-        [specs["f1_at_iou"].statistics(make_pair(pred, ref)), specs["f1_at_iou"].statistics(make_pair(ref, ref))])
+        [
+            specs["f1_at_iou"].statistics(make_pair(pred, ref)),
+            specs["f1_at_iou"].statistics(make_pair(ref, ref)),
+        ]
+    )
     assert f1 == pytest.approx({"value": 0.5, "precision": 0.5, "recall": 0.5})
     for s in (stats_split, stats_same):
         assert all(isinstance(v, float) for v in s.values())

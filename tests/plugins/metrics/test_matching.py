@@ -42,7 +42,9 @@ def test_partners_break_ties_towards_the_smallest_id() -> None:
 
 
 def test_pairs_above_is_exact_and_strict() -> None:
-    t = overlap_table(prediction=boxes((4, 4), (1, 0, 4, 0, 2)), reference=boxes((4, 4), (1, 0, 4, 0, 4)))
+    t = overlap_table(
+        prediction=boxes((4, 4), (1, 0, 4, 0, 2)), reference=boxes((4, 4), (1, 0, 4, 0, 4))
+    )
     assert t.iou[0, 0] == 0.5
     assert t.pairs_above(1, 2)[0].size == 0  # IoU = 0.5 is not > 0.5
     assert t.pairs_above(49, 100)[0].size == 1
@@ -62,7 +64,9 @@ def test_bad_input_is_named(pred: np.ndarray, ref: np.ndarray, message: str) -> 
         overlap_table(prediction=pred, reference=ref)
 
 
-def test_table_is_computed_once_per_pair_and_respects_ignore(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_table_is_computed_once_per_pair_and_respects_ignore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     ref = boxes((6, 6), (1, 0, 3, 0, 3))
     pred = boxes((6, 6), (1, 0, 3, 0, 6))
     ignore = np.zeros((6, 6), bool)

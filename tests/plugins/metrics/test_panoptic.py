@@ -19,12 +19,17 @@ def test_hand_worked_pq() -> None:
     dq = 2 / (2 + 0.5)
     sq = (1 + 0.75) / 2
     assert panoptic_quality(prediction=PRED, reference=REF) == pytest.approx(
-        {"value": dq * sq, "dq": dq, "sq": sq})
+        {"value": dq * sq, "dq": dq, "sq": sq}
+    )
 
 
 def test_empty_conventions() -> None:
     empty = np.zeros((10, 10), np.int32)
-    assert panoptic_quality(prediction=empty, reference=empty) == {"value": 1.0, "dq": 1.0, "sq": 1.0}
+    assert panoptic_quality(prediction=empty, reference=empty) == {
+        "value": 1.0,
+        "dq": 1.0,
+        "sq": 1.0,
+    }
     assert panoptic_quality(prediction=empty, reference=REF) == {"value": 0.0, "dq": 0.0, "sq": 0.0}
 
 
@@ -36,9 +41,13 @@ def test_exact_half_iou_is_no_match(split_pair: tuple[np.ndarray, np.ndarray]) -
 def test_records_and_pooling() -> None:
     specs = {s.name: s for s in panoptic.specs()}
     empty = np.zeros((10, 10), np.int32)
-    stats = {name: [specs[name].statistics(make_pair(PRED, REF)),
-                    specs[name].statistics(make_pair(empty, empty))]
-             for name in ("pq", "dq", "sq", "pq_pooled")}
+    stats = {
+        name: [
+            specs[name].statistics(make_pair(PRED, REF)),
+            specs[name].statistics(make_pair(empty, empty)),
+        ]
+        for name in ("pq", "dq", "sq", "pq_pooled")
+    }
     pq1 = 0.8 * 0.875
     assert specs["pq"].split_values(stats["pq"])["value"] == pytest.approx((pq1 + 1) / 2)
     assert specs["dq"].split_values(stats["dq"])["value"] == pytest.approx((0.8 + 1) / 2)
@@ -52,7 +61,9 @@ def test_mpq_averages_per_class_pq() -> None:
     # prediction calls A class 1 (match), B class 1 (so class 2 has FN, class 1 has an FP), C class 2.
     pred_cls = np.where(PRED == 13, 2, np.where(PRED > 0, 1, 0))
     # class 1: TP A (IoU 1), FP B' -> dq = 1/1.5, sq = 1; class 2: FN B, FP C -> 0.
-    value = mpq(prediction=PRED, reference=REF, prediction_classes=pred_cls, reference_classes=ref_cls)
+    value = mpq(
+        prediction=PRED, reference=REF, prediction_classes=pred_cls, reference_classes=ref_cls
+    )
     assert value == pytest.approx((1 / 1.5 + 0) / 2)
     specs = {s.name: s for s in panoptic.specs()}
     pair = make_pair(PRED, REF, pred_classes=pred_cls, ref_classes=ref_cls)

@@ -35,7 +35,9 @@ def unit_scores(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
         "aji": aji(prediction=pred, reference=ref),
         "aji_plus": aji_plus(prediction=pred, reference=ref),
         "f1": f1_at_iou(prediction=pred, reference=ref)["value"],
-        "pq": pq["value"], "dq": pq["dq"], "sq": pq["sq"],
+        "pq": pq["value"],
+        "dq": pq["dq"],
+        "sq": pq["sq"],
         "object_f1": object_f1(prediction=pred, reference=ref)["value"],
         "object_dice": object_dice(prediction=pred, reference=ref),
         "nsd": boundary_statistics(prediction=pred, reference=ref)["nsd"],
@@ -46,8 +48,11 @@ def unit_scores(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
 
 def distances(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     b = boundary_statistics(prediction=pred, reference=ref)
-    return {"hd": b["hd"], "hd95": b["hd95"],
-            "object_hausdorff": object_hausdorff(prediction=pred, reference=ref)}
+    return {
+        "hd": b["hd"],
+        "hd95": b["hd95"],
+        "object_hausdorff": object_hausdorff(prediction=pred, reference=ref),
+    }
 
 
 @FAST
@@ -67,8 +72,17 @@ def test_values_in_range(pair: tuple[np.ndarray, np.ndarray]) -> None:
 def test_symmetric_metrics(pair: tuple[np.ndarray, np.ndarray]) -> None:
     pred, ref = pair
     forward, backward = unit_scores(pred, ref), unit_scores(ref, pred)
-    for name in ("dsb_map", "f1", "pq", "dq", "sq", "object_dice", "nsd", "dice_per_class",
-                 "iou_per_class"):
+    for name in (
+        "dsb_map",
+        "f1",
+        "pq",
+        "dq",
+        "sq",
+        "object_dice",
+        "nsd",
+        "dice_per_class",
+        "iou_per_class",
+    ):
         assert math.isclose(forward[name], backward[name], abs_tol=1e-12), name
     df, db = distances(pred, ref), distances(ref, pred)
     for name in df:
@@ -84,8 +98,9 @@ def _relabel(labels: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
 
 @FAST
 @given(label_pairs(), st.permutations([1, 2, 7, 300, 70000]), st.randoms())
-def test_relabelling_invariance(pair: tuple[np.ndarray, np.ndarray], perm: list[int],
-                                rnd: object) -> None:
+def test_relabelling_invariance(
+    pair: tuple[np.ndarray, np.ndarray], perm: list[int], rnd: object
+) -> None:
     pred, ref = pair
     ids = [1, 2, 7, 300, 70000]
     shuffled = _relabel(pred, dict(zip(ids, [p * 3 + 5 for p in perm])))

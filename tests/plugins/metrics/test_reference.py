@@ -21,8 +21,10 @@ SEEDS = range(8)
 def _ties(pred: np.ndarray, ref: np.ndarray) -> list[int]:
     """Per DSB threshold, the number of pairs whose IoU equals it exactly."""
     t = overlap_table(prediction=pred, reference=ref)
-    return [int(((100 * t.intersection == k * t.union) & (t.intersection > 0)).sum())
-            for k in DSB_PERCENTS]
+    return [
+        int(((100 * t.intersection == k * t.union) & (t.intersection > 0)).sum())
+        for k in DSB_PERCENTS
+    ]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -37,11 +39,14 @@ def test_dsb_map_and_f1_match_stardist(seed: int) -> None:
     ours = f1_at_iou(prediction=pred, reference=ref)
     if not any(ties):
         assert dsb_map(prediction=pred, reference=ref) == pytest.approx(
-            np.mean([m.accuracy for m in theirs]), abs=1e-12)
+            np.mean([m.accuracy for m in theirs]), abs=1e-12
+        )
     if ties[0] == 0:
         at_half = theirs[0]
-        assert ours == pytest.approx({"value": at_half.f1, "precision": at_half.precision,
-                                      "recall": at_half.recall}, abs=1e-12)
+        assert ours == pytest.approx(
+            {"value": at_half.f1, "precision": at_half.precision, "recall": at_half.recall},
+            abs=1e-12,
+        )
 
 
 def test_stardist_counts_an_iou_equal_to_the_threshold_we_do_not() -> None:
@@ -105,9 +110,14 @@ def test_dice_per_class_matches_torchmetrics(seed: int) -> None:
     rng = np.random.default_rng(seed)
     ref = rng.integers(0, 4, size=(32, 32))
     pred = np.where(rng.random((32, 32)) < 0.3, rng.integers(0, 4, size=(32, 32)), ref)
-    theirs = segmentation.dice_score(torch.as_tensor(pred)[None], torch.as_tensor(ref)[None],
-                                     num_classes=4, include_background=False, average="none",
-                                     input_format="index")[0]
+    theirs = segmentation.dice_score(
+        torch.as_tensor(pred)[None],
+        torch.as_tensor(ref)[None],
+        num_classes=4,
+        include_background=False,
+        average="none",
+        input_format="index",
+    )[0]
     ours = dice_per_class(prediction=pred, reference=ref)
     assert [ours[f"class_{c}"] for c in (1, 2, 3)] == pytest.approx(theirs.tolist(), rel=1e-6)
     assert ours["value"] == pytest.approx(float(theirs.mean()), rel=1e-6)

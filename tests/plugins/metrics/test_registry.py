@@ -11,16 +11,25 @@ from harness.plugins import build_registry
 from ._helpers import boxes, make_pair
 
 FAMILIES = {
-    "metrics.classes": {"misclassification_binary", "misclassification_multiclass",
-                        "dice_per_class", "iou_per_class"},
+    "metrics.classes": {
+        "misclassification_binary",
+        "misclassification_multiclass",
+        "dice_per_class",
+        "iou_per_class",
+    },
     "metrics.glas": {"object_f1", "object_dice", "object_hausdorff"},
     "metrics.instance": {"dsb_map", "aji", "aji_pooled", "aji_plus", "f1_at_iou"},
     "metrics.panoptic": {"pq", "dq", "sq", "pq_pooled", "mpq", "bpq"},
     "metrics.boundary": {"hd", "hd95", "nsd"},
     "metrics.counting": {"count_rmse", "count_mae"},
     "metrics.clustering": {"cluster_dice"},
-    "metrics.detection": {"detection_precision", "detection_recall", "detection_f1",
-                          "detection_accuracy", "detection_balanced_accuracy"},
+    "metrics.detection": {
+        "detection_precision",
+        "detection_recall",
+        "detection_f1",
+        "detection_accuracy",
+        "detection_balanced_accuracy",
+    },
 }
 
 
@@ -39,8 +48,14 @@ def test_every_applicable_metric_gives_flat_finite_statistics() -> None:
     ref = boxes((16, 16), (3, 0, 5, 0, 5), (900, 8, 14, 8, 16))
     pred = boxes((16, 16), (1, 1, 5, 0, 6), (2, 9, 12, 9, 12), (4, 14, 16, 0, 3))
     det = {"points": np.array([[0, 0], [9, 9]]), "labels": np.array([1, 0])}
-    pair = make_pair(pred, ref, pred_classes=(pred > 0) * 1, ref_classes=(ref > 0) * 2,
-                     clusters=pred % 3, detections=det)
+    pair = make_pair(
+        pred,
+        ref,
+        pred_classes=(pred > 0) * 1,
+        ref_classes=(ref > 0) * 2,
+        clusters=pred % 3,
+        detections=det,
+    )
     provides = pair.prediction.provides()
     reference = frozenset({"foreground", "instances", "classes"})
     names = set().union(*FAMILIES.values())
@@ -48,8 +63,10 @@ def test_every_applicable_metric_gives_flat_finite_statistics() -> None:
         spec = registry.metric(name)
         assert spec.applicable(provides, reference), name
         stats = spec.statistics(pair)
-        assert all(isinstance(k, str) and isinstance(v, float) and math.isfinite(v)
-                   for k, v in stats.items()), name
+        assert all(
+            isinstance(k, str) and isinstance(v, float) and math.isfinite(v)
+            for k, v in stats.items()
+        ), name
         value = spec.split_values([stats, stats])["value"]
         lo, hi = spec.range
         assert lo <= value <= hi, name
