@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 
 from harness import ImagePair, MetricSpec, hookimpl
-from plugins.metrics.matching import ratio
+from plugins.metrics.matching import ratio, require_images
 
 KEYS = ("tp", "fp", "tn", "fn")
 
@@ -88,6 +88,7 @@ def _stats(pair: ImagePair) -> dict[str, float]:
 
 def _reducer(score: str):  # type: ignore[no-untyped-def]
     def reduce(stats: Sequence[Mapping[str, float]]) -> dict[str, float]:
+        require_images(stats)
         return {"value": detection_scores(stats)[score]}
 
     return reduce

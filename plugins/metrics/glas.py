@@ -22,6 +22,7 @@ from plugins.metrics.matching import (
     overlap_table,
     partners,
     ratio,
+    require_images,
 )
 
 INSTANCES = frozenset({"instances"})
@@ -42,6 +43,7 @@ def reduce_object_f1(stats: Sequence[Mapping[str, float]]) -> dict[str, float]:
 
     No objects on either side in the whole split -> 1.0; TP = 0 otherwise -> 0.0.
     """
+    require_images(stats)
     tp, fp, fn = (sum(s[k] for s in stats) for k in ("tp", "fp", "fn"))
     if tp + fp + fn == 0:
         return {"value": 1.0, "precision": 1.0, "recall": 1.0}
@@ -83,6 +85,7 @@ def _halves(stats: Sequence[Mapping[str, float]], empty: float) -> float:
 
 
 def reduce_object_dice(stats: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    require_images(stats)
     return {"value": _halves(stats, empty=1.0)}
 
 
@@ -157,6 +160,7 @@ def object_hausdorff_statistics(table: OverlapTable) -> dict[str, float]:
 
 
 def reduce_object_hausdorff(stats: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    require_images(stats)
     return {"value": _halves(stats, empty=0.0)}
 
 

@@ -18,6 +18,7 @@ from plugins.metrics.matching import (
     instance_table,
     overlap_table,
     ratio,
+    require_images,
 )
 
 INSTANCES = frozenset({"instances"})
@@ -144,6 +145,7 @@ def _mean_with(*components: str):  # type: ignore[no-untyped-def]
 
 def reduce_pooled_aji(stats: Sequence[Mapping[str, float]]) -> dict[str, float]:
     """AJI with C and U summed over every image of the split (empty split -> 1.0)."""
+    require_images(stats)
     c = sum(s["c"] for s in stats)
     u = sum(s["u"] for s in stats)
     return {"value": ratio(c, u, empty=1.0), "c": c, "u": u}

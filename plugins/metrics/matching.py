@@ -9,6 +9,7 @@ non-negative int32) and one id may cover several disconnected pieces (it is stil
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,6 +173,12 @@ def distances_at(
         return np.sqrt(np.rint(d * d)) * spacing[0]  # type: ignore[no-any-return]
     edt = ndi.distance_transform_edt(~target, sampling=spacing)
     return edt[at]  # type: ignore[no-any-return]
+
+
+def require_images(stats: Sequence[object]) -> None:
+    """Reducers refuse an empty split rather than invent a value for it."""
+    if not stats:
+        raise ValueError("cannot reduce a split with no images")
 
 
 def ratio(numerator: float, denominator: float, *, empty: float) -> float:

@@ -12,7 +12,12 @@ from typing import Any
 import numpy as np
 
 from harness import ImagePair, MetricSpec, hookimpl
-from plugins.metrics.matching import OverlapTable, instance_table, overlap_table
+from plugins.metrics.matching import (
+    OverlapTable,
+    instance_table,
+    overlap_table,
+    require_images,
+)
 
 INSTANCES = frozenset({"instances"})
 CLASSED = frozenset({"instances", "classes"})
@@ -131,6 +136,7 @@ def reduce_pq(stats: Sequence[Mapping[str, float]]) -> dict[str, float]:
 
 def reduce_pq_pooled(stats: Sequence[Mapping[str, float]]) -> dict[str, float]:
     """PQ from TP, FP, FN and IoU sums pooled over the split (empty split -> 1.0)."""
+    require_images(stats)
     tp, fp, fn, iou_sum = (sum(s[k] for s in stats) for k in ("tp", "fp", "fn", "iou_sum"))
     pq, dq, sq = _pq_terms(tp, fp, fn, iou_sum)
     return {"value": pq, "dq": dq, "sq": sq}

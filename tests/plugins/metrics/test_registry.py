@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from harness.plugins import build_registry
 
@@ -70,3 +71,10 @@ def test_every_applicable_metric_gives_flat_finite_statistics() -> None:
         value = spec.split_values([stats, stats])["value"]
         lo, hi = spec.range
         assert lo <= value <= hi, name
+
+
+def test_no_reducer_invents_a_value_for_an_empty_split() -> None:
+    registry = build_registry(env={})
+    for name in sorted(set().union(*FAMILIES.values())):
+        with pytest.raises(ValueError, match="no images"):
+            registry.metric(name).reduce([])
