@@ -89,3 +89,36 @@ def test_missing_instances_is_a_clear_error() -> None:
     pair = make_pair(None, boxes((3, 3), (1, 0, 1, 0, 1)))
     with pytest.raises(ValueError, match="instance maps on both sides"):
         matching.instance_table(pair)
+
+
+def test_every_object_metric_shares_one_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.plugins import build_registry
+
+    calls = []
+    real = matching.overlap_table
+
+    def counting(**kw: np.ndarray) -> OverlapTable:
+        calls.append(1)
+        return real(**kw)
+
+    monkeypatch.setattr(matching, "overlap_table", counting)
+    registry = build_registry(env={})
+    pair = make_pair(boxes((8, 8), (3, 0, 4, 0, 4)), boxes((8, 8), (9, 1, 5, 1, 5)))
+    names = [
+        "dsb_map",
+        "aji",
+        "aji_pooled",
+        "aji_plus",
+        "f1_at_iou",
+        "pq",
+        "dq",
+        "sq",
+        "pq_pooled",
+        "object_f1",
+        "object_dice",
+        "object_hausdorff",
+        "count_rmse",
+    ]
+    for name in names:
+        registry.metric(name).statistics(pair)
+    assert len(calls) == 1
