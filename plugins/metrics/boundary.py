@@ -82,7 +82,7 @@ def hd(
     """Hausdorff distance between the foreground boundaries (max of both directed maxima).
 
     Lower is better, in pixels or spacing units.  Both empty -> 0; exactly one empty -> the
-    image diagonal.  Source: Huttenlocher et al., IEEE TPAMI 15(9), 1993.
+    image diagonal.  Image level.  Source: Huttenlocher et al., IEEE TPAMI 15(9), 1993.
     """
     return boundary_statistics(prediction=prediction, reference=reference, spacing=spacing)["hd"]
 
@@ -93,7 +93,7 @@ def hd95(
     """95th-percentile Hausdorff: max of the two directed 95th percentiles (linear
     interpolation, as MONAI / Metrics Reloaded; not medpy's pooled percentile).
 
-    Lower is better.  Both empty -> 0; exactly one empty -> the image diagonal.
+    Lower is better.  Both empty -> 0; exactly one empty -> the image diagonal.  Image level.
     """
     stats = boundary_statistics(prediction=prediction, reference=reference, spacing=spacing)
     return stats["hd95"]
@@ -109,7 +109,7 @@ def nsd(
     """Normalized surface Dice at tolerance τ (inclusive; Nikolov et al., JMIR 23(7), 2021):
     (|∂P within τ of ∂R| + |∂R within τ of ∂P|) / (|∂P| + |∂R|).
 
-    Higher is better, range [0, 1].  Both empty -> 1; exactly one empty -> 0.
+    Higher is better, range [0, 1].  Both empty -> 1; exactly one empty -> 0.  Image level.
     """
     return boundary_statistics(
         prediction=prediction, reference=reference, spacing=spacing, tolerance=tolerance

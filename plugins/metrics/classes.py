@@ -31,13 +31,19 @@ def _class_maps(prediction: np.ndarray, reference: np.ndarray) -> tuple[np.ndarr
 
 
 def misclassification_binary(*, prediction: np.ndarray, reference: np.ndarray) -> float:
-    """1 − accuracy of foreground (label > 0) against background.  Lower is better, [0, 1]."""
+    """1 − accuracy of foreground (label > 0) against background (every pixel scored).
+
+    Lower is better, range [0, 1]; defined for any non-empty image.  Image level.
+    """
     p, r = _class_maps(prediction, reference)
     return float(np.count_nonzero((p > 0) != (r > 0))) / p.size
 
 
 def misclassification_multiclass(*, prediction: np.ndarray, reference: np.ndarray) -> float:
-    """1 − accuracy on class maps (background is class 0).  Lower is better, range [0, 1]."""
+    """1 − accuracy on class maps (background is class 0, every pixel scored).
+
+    Lower is better, range [0, 1]; defined for any non-empty image.  Image level.
+    """
     p, r = _class_maps(prediction, reference)
     return float(np.count_nonzero(p != r)) / p.size
 
@@ -70,7 +76,8 @@ def _per_class(stats: Mapping[str, float], score) -> dict[int, float]:  # type: 
 def dice_per_class(*, prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     """Dice of every class > 0 present in R or P (keys ``class_c``) and their macro mean
     (``value``).  Higher is better, range [0, 1]; no class present on either side -> 1.0;
-    a class present on one side only -> 0.0 for that class."""
+    a class present on one side only -> 0.0 for that class.  Image level; the split also
+    reports each class's mean over the images where it is present.  Source: Dice 1945."""
     per = _per_class(class_statistics(prediction=prediction, reference=reference), dice_from_counts)
     return {
         "value": float(np.mean(list(per.values()))) if per else 1.0,
@@ -79,7 +86,8 @@ def dice_per_class(*, prediction: np.ndarray, reference: np.ndarray) -> dict[str
 
 
 def iou_per_class(*, prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """IoU of every class > 0 present in R or P and their macro mean, as :func:`dice_per_class`."""
+    """IoU of every class > 0 present in R or P and their macro mean, with the conventions of
+    :func:`dice_per_class`.  Higher is better, range [0, 1].  Source: Jaccard 1912."""
     per = _per_class(class_statistics(prediction=prediction, reference=reference), iou_from_counts)
     return {
         "value": float(np.mean(list(per.values()))) if per else 1.0,

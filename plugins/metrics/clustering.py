@@ -19,7 +19,8 @@ def cluster_dice(*, prediction: np.ndarray, reference: np.ndarray) -> dict[str, 
     ``prediction``: cluster map (every value, 0 included, is a cluster); ``reference``: class
     map (every value, background 0 included, is a class).  Returns ``value`` and, for each
     cluster k assigned to class c, ``cluster_k`` = c (``-1`` when k is surplus).
-    Higher is better, range [0, 1]; an image has at least one cluster and one class.
+    Higher is better, range [0, 1]; an image has at least one cluster and one class, so
+    there is no empty case.  Image level.
     """
     p = np.asarray(prediction)
     r = np.asarray(reference)

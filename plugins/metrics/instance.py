@@ -44,7 +44,8 @@ def dsb_map(*, prediction: np.ndarray, reference: np.ndarray) -> float:
 
     For t in {0.50, 0.55, ..., 0.95} (exact decimals) objects are matched one-to-one with
     IoU > t (strict); precision(t) = TP / (TP + FP + FN); the score is the mean over t.
-    Higher is better, range [0, 1]; both empty -> 1.0, exactly one empty -> 0.0.
+    Higher is better, range [0, 1]; both empty -> 1.0, exactly one empty -> 0.0.  Image
+    level: the split value is the mean over images.
     Source: Caicedo et al., Nature Methods 16, 2019 (DSB 2018).
     """
     return dsb_statistics(overlap_table(prediction=prediction, reference=reference))["value"]
@@ -77,7 +78,8 @@ def aji(*, prediction: np.ndarray, reference: np.ndarray) -> float:
     For every reference object G_i take S* = argmax_S IoU(G_i, S) (ties -> smallest id; one
     prediction may serve several references): C += |G_i ∩ S*|, U += |G_i ∪ S*|; a reference
     without overlapping prediction adds |G_i| to U; every prediction never chosen adds its
-    area to U.  AJI = C / U.  Higher is better, range [0, 1]; both empty -> 1.0.
+    area to U.  AJI = C / U.  Higher is better, range [0, 1]; both empty -> 1.0.  Image level
+    (``aji``: mean over images); ``aji_pooled`` sums C and U over the split.
     """
     return aji_statistics(overlap_table(prediction=prediction, reference=reference))["value"]
 
@@ -100,7 +102,7 @@ def aji_plus(*, prediction: np.ndarray, reference: np.ndarray) -> float:
 
     Objects are paired one-to-one maximising total IoU (Hungarian) among pairs with IoU > 0;
     C sums the intersections and U the unions of pairs plus the areas of every unpaired object
-    of both sides.  Higher is better, range [0, 1]; both empty -> 1.0.
+    of both sides.  Higher is better, range [0, 1]; both empty -> 1.0.  Image level.
     """
     return aji_plus_statistics(overlap_table(prediction=prediction, reference=reference))["value"]
 
@@ -124,7 +126,8 @@ def f1_at_iou(*, prediction: np.ndarray, reference: np.ndarray) -> dict[str, flo
     """Detection F1 with one-to-one matching at IoU > 0.5 (strict), plus precision and recall.
 
     Returns ``{"value": f1, "precision": ..., "recall": ...}``.  Higher is better, range
-    [0, 1].  Both empty -> all 1.0; a ratio whose denominator is 0 otherwise -> 0.0.
+    [0, 1].  Both empty -> all 1.0; a ratio whose denominator is 0 otherwise -> 0.0.  Image
+    level (each of the three is averaged over images).
     """
     stats = f1_statistics(overlap_table(prediction=prediction, reference=reference))
     return {k: stats[k] for k in ("value", "precision", "recall")}

@@ -57,7 +57,8 @@ def panoptic_quality(*, prediction: np.ndarray, reference: np.ndarray) -> dict[s
     """PQ of one image with its factors: ``{"value": pq, "dq": ..., "sq": ...}``.
 
     DQ = TP / (TP + FP/2 + FN/2), SQ = mean IoU of matched pairs (0 when TP = 0), PQ = DQ*SQ,
-    matches at IoU > 0.5.  Higher is better, range [0, 1]; both empty -> 1.0.
+    matches at IoU > 0.5.  Higher is better, range [0, 1]; both empty -> 1.0.  Image level
+    (``pq``, ``dq``, ``sq``: means over images); ``pq_pooled`` pools TP/FP/FN/IoU sums.
     """
     s = pq_statistics(overlap_table(prediction=prediction, reference=reference))
     return {"value": s["value"], "dq": s["dq"], "sq": s["sq"]}
@@ -119,7 +120,7 @@ def mpq(
 ) -> float:
     """Multi-class PQ of one image: mean over present classes of PQ restricted to that class.
 
-    Higher is better, range [0, 1]; no classed object on either side -> 1.0.
+    Higher is better, range [0, 1]; no classed object on either side -> 1.0.  Image level.
     """
     table = overlap_table(prediction=prediction, reference=reference)
     return mpq_statistics(table, prediction_classes, reference_classes)["value"]
