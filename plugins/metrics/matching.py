@@ -1,0 +1,220 @@
+"""Shared core of the object metrics: the overlap (contingency) table of two label images.
+
+The table is computed once per image pair with a single ``bincount`` over combined compact ids
+and cached in :class:`harness.ImagePair` so every object metric (GlaS partners, IoU matching,
+AJI, PQ, Hungarian assignment) reuses it.  Ids need not be contiguous, may exceed 255 (any
+non-negative int32) and one id may cover several disconnected pieces (it is still ONE object).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.optimize import linear_sum_assignment
+
+from harness import ImagePair
+
+
+def check_labels(prediction: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Both label images as integer arrays of one 2-D shape; a clear error otherwise."""
+    p = np.asarray(prediction)
+    r = np.asarray(reference)
+    if p.shape != r.shape:
+        raise ValueError(f"prediction shape {p.shape} differs from reference shape {r.shape}")
+    for name, a in (("prediction", p), ("reference", r)):
+        if a.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D label image, got shape {a.shape}")
+        if a.dtype == bool:
+            continue
+        if not np.issubdtype(a.dtype, np.integer):
+            raise ValueError(f"{name} must hold integer ids, got dtype {a.dtype}")
+        if a.size and a.min() < 0:
+            raise ValueError(f"{name} holds negative ids; ids must be >= 0 (0 = background)")
+    return p, r
+
+
+def compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(compact image with ids 1..n, original ids sorted ascending, areas) of a label image."""
+    flat = labels.ravel()
+    top = int(flat.max()) if flat.size else 0
+    if top <= 4 * flat.size + 1024:
+        counts = np.bincount(flat.astype(np.intp, copy=False), minlength=top + 1)
+        ids = np.flatnonzero(counts[1:]) + 1
+        if ids.size == top:
+            return labels.astype(np.int32, copy=False), ids, counts[1:].astype(np.int64)
+        lut = np.zeros(top + 1, dtype=np.int32)
+        lut[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
+        return lut[labels], ids, counts[ids].astype(np.int64)
+    uniq, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    if uniq[0] != 0:  # no background: shift so that compact ids start at 1
+        return (inverse + 1).reshape(labels.shape).astype(np.int32), uniq, counts.astype(np.int64)
+    return inverse.reshape(labels.shape).astype(np.int32), uniq[1:], counts[1:].astype(np.int64)
+
+
+@dataclass
+class OverlapTable:
+    """Pixel overlaps between every reference object (rows) and predicted object (columns).
+
+    ``ref_ids`` / ``pred_ids`` are the original ids (ascending), ``ref_areas`` / ``pred_areas``
+    their pixel counts, ``intersection[i, j]`` = |G_i ∩ S_j|.  ``ref_image`` / ``pred_image``
+    hold compact ids (row/column index + 1; 0 = background) for windowed distance work.
+    """
+
+    ref_ids: np.ndarray
+    pred_ids: np.ndarray
+    ref_areas: np.ndarray
+    pred_areas: np.ndarray
+    intersection: np.ndarray
+    ref_image: np.ndarray
+    pred_image: np.ndarray
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_ref(self) -> int:
+        return int(self.ref_ids.size)
+
+    @property
+    def n_pred(self) -> int:
+        return int(self.pred_ids.size)
+
+    @property
+    def union(self) -> np.ndarray:
+        """|G_i ∪ S_j| for every pair (int64)."""
+        if "union" not in self._memo:
+            self._memo["union"] = (
+                self.ref_areas[:, None] + self.pred_areas[None, :] - self.intersection
+            )
+        return self._memo["union"]  # type: ignore[no-any-return]
+
+    @property
+    def iou(self) -> np.ndarray:
+        """IoU matrix (float64, 0 where objects do not overlap)."""
+        if "iou" not in self._memo:
+            self._memo["iou"] = self.intersection / np.maximum(self.union, 1)
+        return self._memo["iou"]  # type: ignore[no-any-return]
+
+    def pairs_above(self, numerator: int, denominator: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols) of pairs with IoU > numerator/denominator, compared exactly in integers.
+
+        For thresholds >= 1/2 each object is in at most one such pair (the matching is unique).
+        """
+        inter = self.intersection
+        mask = (inter * denominator > numerator * self.union) & (inter > 0)
+        rows, cols = np.nonzero(mask)
+        return rows, cols
+
+    def bboxes(self, side: str) -> list[tuple[slice, slice]]:
+        """Bounding boxes (slices) of every object of ``side`` ("ref" or "pred"), in index order."""
+        key = f"bbox_{side}"
+        if key not in self._memo:
+            image = self.ref_image if side == "ref" else self.pred_image
+            self._memo[key] = ndi.find_objects(image)
+        return self._memo[key]  # type: ignore[no-any-return]
+
+
+def overlap_table(*, prediction: np.ndarray, reference: np.ndarray) -> OverlapTable:
+    """Build the overlap table of two instance label images (one bincount over combined ids)."""
+    p, r = check_labels(prediction, reference)
+    r_img, r_ids, r_areas = compact(r)
+    p_img, p_ids, p_areas = compact(p)
+    n_r, n_p = r_ids.size, p_ids.size
+    combined = r_img.astype(np.intp) * (n_p + 1) + p_img
+    full = np.bincount(combined.ravel(), minlength=(n_r + 1) * (n_p + 1)).reshape(n_r + 1, n_p + 1)
+    return OverlapTable(
+        ref_ids=r_ids,
+        pred_ids=p_ids,
+        ref_areas=r_areas,
+        pred_areas=p_areas,
+        intersection=full[1:, 1:].astype(np.int64),
+        ref_image=r_img,
+        pred_image=p_img,
+    )
+
+
+def partners(intersection: np.ndarray, axis: int) -> np.ndarray:
+    """GlaS partner index of every object along ``axis`` (most shared pixels, tie -> smallest id);
+    -1 where the object overlaps nothing.  axis=1: partner of each reference (row) object."""
+    if intersection.shape[axis] == 0:
+        return np.full(intersection.shape[1 - axis], -1, dtype=np.intp)
+    best = np.argmax(intersection, axis=axis)
+    top = np.take_along_axis(intersection, np.expand_dims(best, axis), axis=axis).squeeze(axis)
+    return np.where(top > 0, best, -1)
+
+
+def hungarian(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one assignment maximising the summed ``weights``, keeping only positive pairs."""
+    if weights.size == 0:
+        empty = np.zeros(0, dtype=np.intp)
+        return empty, empty
+    rows, cols = linear_sum_assignment(weights, maximize=True)
+    keep = weights[rows, cols] > 0
+    return rows[keep], cols[keep]
+
+
+def distances_at(
+    target: np.ndarray, at: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)
+) -> np.ndarray:
+    """Exact Euclidean distance (float64) from every True pixel of ``at`` to the nearest True
+    pixel of ``target`` (which must have one), from a distance transform of the window.
+
+    Isotropic spacing uses OpenCV's exact (Felzenszwalb) transform, whose float32 output is
+    snapped to the exact root of the nearest integer squared distance (exact while the window
+    diagonal is below 2000 px); otherwise scipy's float64 transform is used.
+    """
+    if spacing[0] == spacing[1] and math.hypot(*target.shape) < 2000:
+        raw = cv2.distanceTransform((~target).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        d = raw[at].astype(np.float64)
+        return np.sqrt(np.rint(d * d)) * spacing[0]  # type: ignore[no-any-return]
+    edt = ndi.distance_transform_edt(~target, sampling=spacing)
+    return edt[at]  # type: ignore[no-any-return]
+
+
+def require_images(stats: Sequence[object]) -> None:
+    """Reducers refuse an empty split rather than invent a value for it."""
+    if not stats:
+        raise ValueError("cannot reduce a split with no images")
+
+
+def ratio(numerator: float, denominator: float, *, empty: float) -> float:
+    """numerator/denominator, or ``empty`` when the denominator is zero (never NaN)."""
+    return float(numerator) / float(denominator) if denominator else float(empty)
+
+
+# ---- adapters from (Prediction, Sample) pairs ---------------------------------------------
+
+
+def instance_labels(pair: ImagePair) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted and reference instance maps with ignored pixels set to background."""
+
+    def compute() -> tuple[np.ndarray, np.ndarray]:
+        pred = pair.prediction.instances
+        ref = pair.reference.instances
+        if pred is None or ref is None:
+            raise ValueError(
+                f"sample {pair.reference.id!r}: instance metrics need instance maps on both "
+                "sides (check the metric's requires / reference_requires)"
+            )
+        pred, ref = check_labels(pred, ref)
+        if pair.reference.ignore is not None:
+            keep = ~np.asarray(pair.reference.ignore, dtype=bool)
+            pred = np.where(keep, pred, 0)
+            ref = np.where(keep, ref, 0)
+        return pred, ref
+
+    return pair.cached("matching.instances", compute)  # type: ignore[no-any-return]
+
+
+def instance_table(pair: ImagePair) -> OverlapTable:
+    """The cached overlap table of the pair's instance maps."""
+
+    def compute() -> OverlapTable:
+        pred, ref = instance_labels(pair)
+        return overlap_table(prediction=pred, reference=ref)
+
+    return pair.cached("matching.table", compute)  # type: ignore[no-any-return]
