@@ -59,7 +59,7 @@ def perturb(ref: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def nuclei() -> list[tuple[np.ndarray, np.ndarray]]:
     """One 512×512 reference with 100 nuclei-like objects and its perturbed prediction."""
     rng = np.random.default_rng(2018)
-    _, ref = render(rng, 512, 512, 100, (7.0, 14.0), "fluorescence")
+    _, ref, _ = render(rng, 512, 512, 100, (7.0, 14.0), "fluorescence")
     return [(perturb(ref, rng), ref)]
 
 

@@ -48,7 +48,7 @@ def realistic_pair(
     from plugins.datasets.synthetic import render
 
     rng = np.random.default_rng(seed)
-    _, ref = render(rng, shape[0], shape[1], n_objects, (4.0, 11.0), "fluorescence")
+    _, ref, _ = render(rng, shape[0], shape[1], n_objects, (4.0, 11.0), "fluorescence")
     pred = np.roll(ref, tuple(rng.integers(-1, 2, size=2)), axis=(0, 1))
     next_id = int(pred.max()) + 1
     for label in range(1, int(ref.max()) + 1):
