@@ -185,7 +185,7 @@ def download(source: str, destination: Path, sha256: str | None = None) -> Path:
     try:
         with os.fdopen(fd, "wb") as out:
             local = _local_path(source)
-            reader = open(local, "rb") if local is not None else urllib.request.urlopen(source)  # noqa: S310
+            reader = open(local, "rb") if local is not None else urllib.request.urlopen(source)  # noqa: SIM115
             with reader as fh:
                 while block := fh.read(1 << 20):
                     digest.update(block)
@@ -246,29 +246,28 @@ def safe_extract(archive: Path, target: Path) -> None:
             tf.extractall(target, members=members)
 
 
-def fetch(source: str, target: Path, sha256: str | None = None) -> Path:
-    """Install a dataset into ``target`` from a folder, an archive file or an archive URL.
+def fetch(
+    sources: str | Sequence[str], target: Path, sha256: str | Sequence[str | None] | None = None
+) -> Path:
+    """Install a dataset into ``target`` from folders, archive files or archive URLs.
 
-    Everything is first written next to ``target`` under a temporary name and renamed when
-    complete.  ``target`` must not exist yet (or be empty).
+    Every source is copied or extracted into one staging folder next to ``target``, which is
+    renamed to ``target`` only when all succeeded.  ``target`` must not exist yet (or be empty).
+    ``sha256`` gives one checksum per source (None: not checked; folders are never checked).
     """
+    sources = [sources] if isinstance(sources, str) else list(sources)
+    sums: list[str | None] = (
+        [sha256] * len(sources) if sha256 is None or isinstance(sha256, str) else list(sha256)
+    )
+    if len(sums) != len(sources):
+        raise ValueError("give one sha256 per source")
     if target.exists() and any(target.iterdir()):
         raise DataError(f"{target} already exists and is not empty; remove it or verify it instead")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
-        local = _local_path(source)
-        if local is not None and local.is_dir():
-            shutil.copytree(local, staging, dirs_exist_ok=True, symlinks=False)
-        else:
-            if local is not None and not local.exists():
-                raise DataError(f"cannot fetch {source}: no such file or folder")
-            name = PurePosixPath(urllib.parse.urlparse(source).path).name or "download"
-            archive = download(source, staging.parent / f".{target.name}.{name}", sha256)
-            try:
-                safe_extract(archive, staging)
-            finally:
-                archive.unlink(missing_ok=True)
+        for source, checksum in zip(sources, sums):
+            _install(source, staging, checksum)
         if target.exists():
             target.rmdir()
         os.replace(staging, target)
@@ -276,3 +275,18 @@ def fetch(source: str, target: Path, sha256: str | None = None) -> Path:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _install(source: str, staging: Path, sha256: str | None) -> None:
+    local = _local_path(source)
+    if local is not None and local.is_dir():
+        shutil.copytree(local, staging, dirs_exist_ok=True, symlinks=False)
+        return
+    if local is not None and not local.exists():
+        raise DataError(f"cannot fetch {source}: no such file or folder")
+    name = PurePosixPath(urllib.parse.urlparse(source).path).name or "download"
+    archive = download(source, staging.parent / f".{staging.name}.{name}", sha256)
+    try:
+        safe_extract(archive, staging)
+    finally:
+        archive.unlink(missing_ok=True)

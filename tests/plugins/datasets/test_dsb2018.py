@@ -160,7 +160,7 @@ def test_truncated_image(dsb_copy: Path) -> None:
 def test_mask_of_wrong_size(dsb_copy: Path) -> None:
     ds = DSB2018(root=dsb_copy)
     image_id, folder = first(ds)
-    bad = sorted((folder / "masks").iterdir())[0]
+    bad = min((folder / "masks").iterdir())
     Image.fromarray(np.zeros((5, 5), np.uint8)).save(bad)
     with pytest.raises(DataError, match=f"{bad.name}.*5×5.*12×10"):
         ds.load("train", image_id)
