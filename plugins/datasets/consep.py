@@ -19,9 +19,9 @@ from harness import DataError, Sample, hookimpl
 from harness.data import FileDataset, find_layout
 from plugins.datasets._io import check_same_shape, natural_sorted, read_rgb
 
-TYPES = ("background", "other", "inflammatory", "healthy epithelial",
+TYPES: tuple[str, ...] = ("background", "other", "inflammatory", "healthy epithelial",
          "dysplastic/malignant epithelial", "fibroblast", "muscle", "endothelial")
-MERGED = ("background", "other", "inflammatory", "epithelial", "spindle-shaped")
+MERGED: tuple[str, ...] = ("background", "other", "inflammatory", "epithelial", "spindle-shaped")
 MERGE = np.array([0, 1, 2, 3, 3, 4, 4, 4], dtype=np.int32)
 FOLDERS = {"train": "Train", "test": "Test"}
 RELEASE = {"train": 27, "test": 14}

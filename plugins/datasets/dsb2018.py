@@ -44,8 +44,8 @@ def image_type(image: np.ndarray) -> str:
 def known_types() -> dict[str, str]:
     """Image types of released stage1_train images, computed once with :func:`image_type`."""
     table = resources.files("plugins.datasets") / "data" / "dsb2018_types.csv"
-    with table.open(newline="") as fh:
-        return {row["image_id"]: row["type"] for row in csv.DictReader(fh)}
+    rows = csv.DictReader(table.read_text(encoding="utf-8").splitlines())
+    return {row["image_id"]: row["type"] for row in rows}
 
 
 def stratified_split(

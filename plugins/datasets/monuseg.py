@@ -148,7 +148,7 @@ class MoNuSeg(FileDataset):
     def _read_image(self, path: Path) -> np.ndarray:
         try:
             array = tifffile.imread(path)
-        except Exception as exc:  # noqa: BLE001 - tifffile raises many kinds on a bad file
+        except Exception as exc:
             raise DataError(f"{self.name}: cannot decode {path} ({exc}); expected an RGB .tif. {self.fix()}") from exc
         if array.ndim == 2:
             array = np.repeat(array[..., None], 3, axis=2)

@@ -17,7 +17,13 @@ import numpy as np
 
 from harness import DataError, Sample, hookimpl
 from harness.data import FileDataset
-from plugins.datasets._io import check_same_shape, natural_key, natural_sorted, read_labels, read_rgb
+from plugins.datasets._io import (
+    check_same_shape,
+    natural_key,
+    natural_sorted,
+    read_labels,
+    read_rgb,
+)
 
 NUCLEUS = 40
 RELEASE = {"train": 298, "validation": 200}
