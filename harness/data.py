@@ -38,7 +38,9 @@ def data_root(env: Mapping[str, str] | None = None) -> Path:
     return platformdirs.user_cache_path("segbench") / "datasets"
 
 
-def dataset_dir(name: str, root: Path | str | None = None, env: Mapping[str, str] | None = None) -> Path:
+def dataset_dir(
+    name: str, root: Path | str | None = None, env: Mapping[str, str] | None = None
+) -> Path:
     """The folder of dataset ``name``: ``root`` when given, else ``data_root()/name``."""
     if root is not None:
         return Path(root).expanduser()
@@ -179,7 +181,9 @@ def _local_path(source: str) -> Path | None:
 def download(source: str, destination: Path, sha256: str | None = None) -> Path:
     """Copy ``source`` (URL or path) to ``destination`` via a temporary name, checking sha256."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
+    )
     tmp = Path(tmp_name)
     digest = hashlib.sha256()
     try:
@@ -225,7 +229,9 @@ def safe_extract(archive: Path, target: Path) -> None:
             zf.extractall(target)
         return
     if not tarfile.is_tarfile(archive):
-        raise DataError(f"{archive} is neither a zip nor a tar archive; expected one of the official downloads")
+        raise DataError(
+            f"{archive} is neither a zip nor a tar archive; expected one of the official downloads"
+        )
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
         for member in members:
@@ -239,7 +245,9 @@ def safe_extract(archive: Path, target: Path) -> None:
                         "points outside the target"
                     )
             elif not (member.isfile() or member.isdir()):
-                raise DataError(f"unsafe archive {archive}: member {member.name!r} is a special file")
+                raise DataError(
+                    f"unsafe archive {archive}: member {member.name!r} is a special file"
+                )
         if hasattr(tarfile, "data_filter"):
             tf.extractall(target, members=members, filter="data")
         else:  # pragma: no cover - Python without extraction filters; members checked above
@@ -264,7 +272,9 @@ def fetch(
     if target.exists() and any(target.iterdir()):
         raise DataError(f"{target} already exists and is not empty; remove it or verify it instead")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    staging = Path(
+        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    )
     try:
         for source, checksum in zip(sources, sums):
             _install(source, staging, checksum)

@@ -81,8 +81,14 @@ def list_datasets(as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     for name in sorted(registry.datasets):
         dataset = _open(registry, name, None)
-        rows.append({"name": name, "present": _present(dataset), "location": _location(dataset),
-                     "description": dataset.description})
+        rows.append(
+            {
+                "name": name,
+                "present": _present(dataset),
+                "location": _location(dataset),
+                "description": dataset.description,
+            }
+        )
     if as_json:
         click.echo(json.dumps({"data_root": str(data_root()), "datasets": rows}, indent=2))
         return
@@ -91,14 +97,21 @@ def list_datasets(as_json: bool) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(
-            str(row["name"]), "yes" if row["present"] else "no", str(row["location"]), str(row["description"])
+            str(row["name"]),
+            "yes" if row["present"] else "no",
+            str(row["location"]),
+            str(row["description"]),
         )
     Console().print(table)
 
 
 @data.command("info")
 @click.argument("name")
-@click.option("--root", type=click.Path(path_type=Path), help="The dataset's folder (overrides the data root).")
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path),
+    help="The dataset's folder (overrides the data root).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(name: str, root: Path | None, as_json: bool) -> None:
     """Metadata, licence, citation, location and split sizes of NAME."""
@@ -114,7 +127,11 @@ def info(name: str, root: Path | None, as_json: bool) -> None:
 
 @data.command("verify")
 @click.argument("name")
-@click.option("--root", type=click.Path(path_type=Path), help="The dataset's folder (overrides the data root).")
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path),
+    help="The dataset's folder (overrides the data root).",
+)
 @click.option("--deep", is_flag=True, help="Also decode every sample of every split.")
 def verify(name: str, root: Path | None, deep: bool) -> None:
     """Check that NAME's files are complete (and with --deep, readable); exit 1 if not."""
@@ -138,7 +155,9 @@ def verify(name: str, root: Path | None, deep: bool) -> None:
 @click.argument("name")
 @click.option("--from", "source", help="A local folder or archive, or a URL (file://, https://).")
 @click.option("--sha256", help="Expected sha256 of the archive given with --from.")
-@click.option("--root", type=click.Path(path_type=Path), help="Install here instead of the data root.")
+@click.option(
+    "--root", type=click.Path(path_type=Path), help="Install here instead of the data root."
+)
 def fetch_command(name: str, source: str | None, sha256: str | None, root: Path | None) -> None:
     """Install NAME into its data folder, from --from or the dataset's official archives."""
     dataset = _open(_registry(), name, root)

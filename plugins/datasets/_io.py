@@ -81,11 +81,15 @@ def read_labels(path: Path, dataset: str, fix: str) -> np.ndarray:
             )
         array = array[..., 0]
     if array.ndim != 2:
-        raise DataError(f"{dataset}: label image {path} has shape {array.shape}; expected H×W. {fix}")
+        raise DataError(
+            f"{dataset}: label image {path} has shape {array.shape}; expected H×W. {fix}"
+        )
     return array.astype(np.int32)
 
 
-def check_same_shape(image: np.ndarray, labels: np.ndarray, path: Path, dataset: str, fix: str) -> None:
+def check_same_shape(
+    image: np.ndarray, labels: np.ndarray, path: Path, dataset: str, fix: str
+) -> None:
     if labels.shape != image.shape[:2]:
         raise DataError(
             f"{dataset}: annotation {path} is {labels.shape[0]}×{labels.shape[1]} but its image "

@@ -19,8 +19,16 @@ from harness import DataError, Sample, hookimpl
 from harness.data import FileDataset, find_layout
 from plugins.datasets._io import check_same_shape, natural_sorted, read_rgb
 
-TYPES: tuple[str, ...] = ("background", "other", "inflammatory", "healthy epithelial",
-         "dysplastic/malignant epithelial", "fibroblast", "muscle", "endothelial")
+TYPES: tuple[str, ...] = (
+    "background",
+    "other",
+    "inflammatory",
+    "healthy epithelial",
+    "dysplastic/malignant epithelial",
+    "fibroblast",
+    "muscle",
+    "endothelial",
+)
 MERGED: tuple[str, ...] = ("background", "other", "inflammatory", "epithelial", "spindle-shaped")
 MERGE = np.array([0, 1, 2, 3, 3, 4, 4, 4], dtype=np.int32)
 FOLDERS = {"train": "Train", "test": "Test"}
@@ -35,17 +43,25 @@ def read_label_file(path: Path, dataset: str = "consep") -> tuple[np.ndarray, np
         if path.suffix == ".npy":
             array = np.load(path, allow_pickle=False)
             if array.ndim != 3 or array.shape[2] != 2:
-                raise DataError(f"{dataset}: {path} has shape {array.shape}; expected H×W×2 (instance, type)")
+                raise DataError(
+                    f"{dataset}: {path} has shape {array.shape}; expected H×W×2 (instance, type)"
+                )
             return array[..., 0].astype(np.int32), array[..., 1].astype(np.int32)
         content = scipy.io.loadmat(path)
     except (OSError, ValueError, TypeError, scipy.io.matlab.MatReadError) as exc:
-        raise DataError(f"{dataset}: cannot read {path} ({exc}); expected a MATLAB .mat label file") from exc
+        raise DataError(
+            f"{dataset}: cannot read {path} ({exc}); expected a MATLAB .mat label file"
+        ) from exc
     missing = [k for k in ("inst_map", "type_map") if k not in content]
     if missing:
-        raise DataError(f"{dataset}: {path} lacks {', '.join(missing)}; expected keys inst_map, type_map")
+        raise DataError(
+            f"{dataset}: {path} lacks {', '.join(missing)}; expected keys inst_map, type_map"
+        )
     inst, types = np.asarray(content["inst_map"]), np.asarray(content["type_map"])
     if inst.ndim != 2 or inst.shape != types.shape:
-        raise DataError(f"{dataset}: {path}: inst_map {inst.shape} and type_map {types.shape}; expected two H×W maps")
+        raise DataError(
+            f"{dataset}: {path}: inst_map {inst.shape} and type_map {types.shape}; expected two H×W maps"
+        )
     if types.size and (types.min() < 0 or types.max() > 7):
         raise DataError(f"{dataset}: {path}: type_map values outside 0..7")
     return inst.astype(np.int32), types.astype(np.int32)
@@ -56,13 +72,17 @@ class CoNSeP(FileDataset):
 
     name = "consep"
     version = "1"
-    description = "CoNSeP colorectal nuclei (41 H&E tiles at 40x), instances + 7 types (merged to 4)"
+    description = (
+        "CoNSeP colorectal nuclei (41 H&E tiles at 40x), instances + 7 types (merged to 4)"
+    )
     provides = frozenset({"foreground", "instances", "classes"})
     splits = ("train", "test")
     train_split = "train"
     eval_splits = ("test",)
     class_names = MERGED
-    license = "Research use (Tissue Image Analytics Centre, University of Warwick); see the dataset page"
+    license = (
+        "Research use (Tissue Image Analytics Centre, University of Warwick); see the dataset page"
+    )
     citation = (
         "S. Graham et al., HoVer-Net: Simultaneous segmentation and classification of nuclei in "
         "multi-tissue histology images. Medical Image Analysis 58:101563, 2019."
@@ -104,13 +124,19 @@ class CoNSeP(FileDataset):
         if not label_path.is_file() and (folder / "Labels" / f"{sample_id}.npy").is_file():
             label_path = label_path.with_suffix(".npy")
         if not label_path.is_file():
-            raise DataError(f"{self.name}: missing annotation for {image_path}: expected {label_path}. {self.fix()}")
+            raise DataError(
+                f"{self.name}: missing annotation for {image_path}: expected {label_path}. {self.fix()}"
+            )
         image = read_rgb(image_path, self.name, self.fix())
         instances, types = read_label_file(label_path, self.name)
         check_same_shape(image, instances, label_path, self.name, self.fix())
         classes = MERGE[types] if self.merge_classes else types
-        meta = {"split": split, "source": str(image_path.relative_to(self.directory)),
-                "spacing": (1.0, 1.0), "microns_per_pixel": 0.25}
+        meta = {
+            "split": split,
+            "source": str(image_path.relative_to(self.directory)),
+            "spacing": (1.0, 1.0),
+            "microns_per_pixel": 0.25,
+        }
         return Sample(id=sample_id, image=image, instances=instances, classes=classes, meta=meta)
 
     def check_layout(self) -> list[str]:
@@ -120,8 +146,11 @@ class CoNSeP(FileDataset):
             if len(ids) != expected:
                 problems.append(f"{len(ids)} {split} tiles; the release has {expected}")
             labels = self._split_dir(split) / "Labels"
-            problems += [f"missing {labels / i}.mat" for i in ids
-                         if not (labels / f"{i}.mat").is_file() and not (labels / f"{i}.npy").is_file()]
+            problems += [
+                f"missing {labels / i}.mat"
+                for i in ids
+                if not (labels / f"{i}.mat").is_file() and not (labels / f"{i}.npy").is_file()
+            ]
         return problems
 
 

@@ -124,16 +124,23 @@ class DSB2018(FileDataset):
 
     @property
     def uses_stage1_test(self) -> bool:
-        present = (self.directory / "stage1_solution.csv").is_file() and self._stage("stage1_test").is_dir()
+        present = (self.directory / "stage1_solution.csv").is_file() and self._stage(
+            "stage1_test"
+        ).is_dir()
         if self.protocol == "stage1" and not present:
-            raise self.missing("stage1_test/ with stage1_solution.csv (protocol 'stage1')", self.directory)
+            raise self.missing(
+                "stage1_test/ with stage1_solution.csv (protocol 'stage1')", self.directory
+            )
         return self.protocol == "stage1" or (self.protocol == "auto" and present)
 
     @cached_property
     def types(self) -> dict[str, str]:
         """ImageId -> type for every stage1_train image on disk (table, else the pixels)."""
         table = known_types()
-        return {i: table.get(i) or image_type(self._read_image("stage1_train", i)) for i in self.train_ids}
+        return {
+            i: table.get(i) or image_type(self._read_image("stage1_train", i))
+            for i in self.train_ids
+        }
 
     @cached_property
     def split_ids(self) -> dict[str, list[str]]:
@@ -141,7 +148,9 @@ class DSB2018(FileDataset):
             split = stratified_split(self.types, self.split_seed, self.validation_fraction, 0.0)
             split["test"] = sorted(self._solution)
             return split
-        return stratified_split(self.types, self.split_seed, self.validation_fraction, self.test_fraction)
+        return stratified_split(
+            self.types, self.split_seed, self.validation_fraction, self.test_fraction
+        )
 
     @cached_property
     def _solution(self) -> dict[str, list[RleRow]]:
@@ -183,7 +192,9 @@ class DSB2018(FileDataset):
                 region = instances[top:bottom]
                 region[(mask[top:bottom] > 0) & (region == 0)] = index  # first mask keeps a pixel
             return instances
-        csv_path = self.directory / ("stage1_train_labels.csv" if stage == "stage1_train" else "stage1_solution.csv")
+        csv_path = self.directory / (
+            "stage1_train_labels.csv" if stage == "stage1_train" else "stage1_solution.csv"
+        )
         if not csv_path.is_file():
             raise DataError(
                 f"{self.name}: no annotation for {image_id}: expected PNG masks in "
@@ -191,7 +202,9 @@ class DSB2018(FileDataset):
             )
         table = self._train_labels if stage == "stage1_train" else self._solution
         if image_id not in table:
-            raise DataError(f"{self.name}: {csv_path} has no rows for image {image_id}. {self.fix()}")
+            raise DataError(
+                f"{self.name}: {csv_path} has no rows for image {image_id}. {self.fix()}"
+            )
         return decode_rows(table[image_id], shape, csv_path, self.name)
 
     def sample_ids(self, split: str) -> list[str]:
@@ -228,10 +241,15 @@ class DSB2018(FileDataset):
             masks = self.mask_paths(image_id)
             n_masks += len(masks)
             if not masks and not (self.directory / "stage1_train_labels.csv").is_file():
-                problems.append(f"no masks in {path.parent.parent / 'masks'} and no stage1_train_labels.csv")
+                problems.append(
+                    f"no masks in {path.parent.parent / 'masks'} and no stage1_train_labels.csv"
+                )
             if masks and image_size(masks[0], self.name, "") != image_size(path, self.name, ""):
                 problems.append(f"mask {masks[0]} differs in size from {path}")
-        if len(self.train_ids) == FULL_RELEASE["images"] and n_masks not in (0, FULL_RELEASE["masks"]):
+        if len(self.train_ids) == FULL_RELEASE["images"] and n_masks not in (
+            0,
+            FULL_RELEASE["masks"],
+        ):
             problems.append(f"{n_masks} mask files; the full release has {FULL_RELEASE['masks']}")
         return problems
 

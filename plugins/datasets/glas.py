@@ -40,15 +40,21 @@ def parse_grades(path: Path, dataset: str = "glas") -> dict[str, Grade]:
     """Parse Grade.csv: any line ending (the original uses CR only), spaces around names and
     values stripped, columns found by name."""
     if not path.is_file():
-        raise DataError(f"{dataset}: missing Grade.csv at {path}; it ships in the official GlaS zip")
+        raise DataError(
+            f"{dataset}: missing Grade.csv at {path}; it ships in the official GlaS zip"
+        )
     text = path.read_bytes().decode("utf-8-sig", errors="replace")
     rows = [row for row in csv.reader(text.splitlines()) if any(cell.strip() for cell in row)]
     if not rows:
         raise DataError(f"{dataset}: {path} is empty; expected a header and one row per image")
     header = [cell.strip().lower() for cell in rows[0]]
     columns = {}
-    for key, prefix in (("name", "name"), ("patient", "patient"), ("glas", "grade (glas"),
-                        ("sirinukunwattana", "grade (sirinukunwattana")):
+    for key, prefix in (
+        ("name", "name"),
+        ("patient", "patient"),
+        ("glas", "grade (glas"),
+        ("sirinukunwattana", "grade (sirinukunwattana"),
+    ):
         found = [i for i, cell in enumerate(header) if cell.startswith(prefix)]
         if not found:
             raise DataError(
@@ -60,9 +66,13 @@ def parse_grades(path: Path, dataset: str = "glas") -> dict[str, Grade]:
     for number, row in enumerate(rows[1:], start=2):
         try:
             cells = {key: row[i].strip() for key, i in columns.items()}
-            grades[cells["name"]] = Grade(int(cells["patient"]), cells["glas"], cells["sirinukunwattana"])
+            grades[cells["name"]] = Grade(
+                int(cells["patient"]), cells["glas"], cells["sirinukunwattana"]
+            )
         except (IndexError, ValueError) as exc:
-            raise DataError(f"{dataset}: {path} line {number} is malformed ({row!r}): {exc}") from exc
+            raise DataError(
+                f"{dataset}: {path} line {number} is malformed ({row!r}): {exc}"
+            ) from exc
     return grades
 
 
@@ -111,7 +121,9 @@ class GlaS(FileDataset):
             stem, dot, ext = filename.rpartition(".")
             if not dot or f".{ext.lower()}" not in EXTENSIONS or not _NAME.match(stem):
                 continue
-            anno = next((names[f"{stem}_anno{e}"] for e in EXTENSIONS if f"{stem}_anno{e}" in names), None)
+            anno = next(
+                (names[f"{stem}_anno{e}"] for e in EXTENSIONS if f"{stem}_anno{e}" in names), None
+            )
             files[stem] = (path, anno)
         return files
 
@@ -129,7 +141,9 @@ class GlaS(FileDataset):
     def _paths(self, split: str, sample_id: str) -> tuple[Path, Path]:
         self._check_split(split)
         if not sample_id.startswith(f"{split}_") or sample_id not in self._files:
-            raise DataError(f"{self.name}: no image {sample_id!r} in split {split!r} under {self.folder}")
+            raise DataError(
+                f"{self.name}: no image {sample_id!r} in split {split!r} under {self.folder}"
+            )
         image, anno = self._files[sample_id]
         if anno is None:
             raise DataError(
@@ -150,7 +164,9 @@ class GlaS(FileDataset):
         check_same_shape(image, instances, anno_path, self.name, self.fix())
         grade = self.grades.get(sample_id)
         if grade is None:
-            raise DataError(f"{self.name}: {self.folder / 'Grade.csv'} has no row for {sample_id!r}")
+            raise DataError(
+                f"{self.name}: {self.folder / 'Grade.csv'} has no row for {sample_id!r}"
+            )
         meta = {
             "split": split,
             "patient": grade.patient,

@@ -27,10 +27,20 @@ from harness.data import FileDataset
 TEST_IDS = frozenset(
     f"TCGA-{s}"
     for s in (
-        "2Z-A9J9-01A-01-TS1", "44-2665-01B-06-BS6", "69-7764-01A-01-TS1", "A6-6782-01A-01-BS1",
-        "AC-A2FO-01A-01-TS1", "AO-A0J2-01A-01-BSA", "CU-A0YN-01A-02-BSB", "EJ-A46H-01A-03-TSC",
-        "FG-A4MU-01B-01-TS1", "GL-6846-01A-01-BS1", "HC-7209-01A-01-TS1", "HT-8564-01Z-00-DX1",
-        "IZ-8196-01A-01-BS1", "ZF-A9R5-01A-01-TS1",
+        "2Z-A9J9-01A-01-TS1",
+        "44-2665-01B-06-BS6",
+        "69-7764-01A-01-TS1",
+        "A6-6782-01A-01-BS1",
+        "AC-A2FO-01A-01-TS1",
+        "AO-A0J2-01A-01-BSA",
+        "CU-A0YN-01A-02-BSB",
+        "EJ-A46H-01A-03-TSC",
+        "FG-A4MU-01B-01-TS1",
+        "GL-6846-01A-01-BS1",
+        "HC-7209-01A-01-TS1",
+        "HT-8564-01Z-00-DX1",
+        "IZ-8196-01A-01-BS1",
+        "ZF-A9R5-01A-01-TS1",
     )
 )
 RELEASE = {"train": 37, "test": 14}
@@ -61,9 +71,13 @@ def read_regions(path: Path, dataset: str = "monuseg") -> tuple[list[np.ndarray]
                 "expected its polygon as <Vertices><Vertex X=.. Y=../>…"
             )
         try:
-            polygons.append(np.array([[float(v.get("X", "")), float(v.get("Y", ""))] for v in vertices]))
+            polygons.append(
+                np.array([[float(v.get("X", "")), float(v.get("Y", ""))] for v in vertices])
+            )
         except ValueError as exc:
-            raise DataError(f"{dataset}: {path}: Region {region.get('Id', number)}: bad vertex ({exc})") from exc
+            raise DataError(
+                f"{dataset}: {path}: Region {region.get('Id', number)}: bad vertex ({exc})"
+            ) from exc
     mpp = root.get("MicronsPerPixel")
     try:
         microns = float(mpp) if mpp else None
@@ -119,7 +133,10 @@ class MoNuSeg(FileDataset):
                 continue
             beside = tif.with_suffix(".xml")
             annotations = tif.parent.parent / "Annotations" / f"{tif.stem}.xml"
-            pairs[tif.stem] = (tif, annotations if not beside.exists() and annotations.exists() else beside)
+            pairs[tif.stem] = (
+                tif,
+                annotations if not beside.exists() and annotations.exists() else beside,
+            )
         if not pairs:
             raise self.missing("MoNuSeg .tif images", self.directory)
         return pairs
@@ -130,7 +147,9 @@ class MoNuSeg(FileDataset):
 
     def load(self, split: str, sample_id: str) -> Sample:
         if sample_id not in self.sample_ids(split):
-            raise DataError(f"{self.name}: no slide {sample_id!r} in split {split!r} under {self.directory}")
+            raise DataError(
+                f"{self.name}: no slide {sample_id!r} in split {split!r} under {self.directory}"
+            )
         tif, xml = self._pairs[sample_id]
         image = self._read_image(tif)
         polygons, microns = read_regions(xml, self.name)
@@ -149,19 +168,31 @@ class MoNuSeg(FileDataset):
         try:
             array = tifffile.imread(path)
         except Exception as exc:
-            raise DataError(f"{self.name}: cannot decode {path} ({exc}); expected an RGB .tif. {self.fix()}") from exc
+            raise DataError(
+                f"{self.name}: cannot decode {path} ({exc}); expected an RGB .tif. {self.fix()}"
+            ) from exc
         if array.ndim == 2:
             array = np.repeat(array[..., None], 3, axis=2)
         if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
-            raise DataError(f"{self.name}: {path} is {array.shape} {array.dtype}; expected H×W×3 uint8 RGB")
+            raise DataError(
+                f"{self.name}: {path} is {array.shape} {array.dtype}; expected H×W×3 uint8 RGB"
+            )
         return np.ascontiguousarray(array[..., :3])
 
     def check_layout(self) -> list[str]:
-        problems = [f"missing annotation {xml} for {tif}" for tif, xml in self._pairs.values() if not xml.is_file()]
+        problems = [
+            f"missing annotation {xml} for {tif}"
+            for tif, xml in self._pairs.values()
+            if not xml.is_file()
+        ]
         for split, expected in RELEASE.items():
             if len(self.sample_ids(split)) != expected:
-                problems.append(f"{len(self.sample_ids(split))} {split} images; the release has {expected}")
-        shared = {patient_of(s) for s in self.sample_ids("train")} & {patient_of(s) for s in self.sample_ids("test")}
+                problems.append(
+                    f"{len(self.sample_ids(split))} {split} images; the release has {expected}"
+                )
+        shared = {patient_of(s) for s in self.sample_ids("train")} & {
+            patient_of(s) for s in self.sample_ids("test")
+        }
         if shared:
             problems.append(f"patients in both train and test: {', '.join(sorted(shared))}")
         return problems

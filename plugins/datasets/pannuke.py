@@ -94,7 +94,9 @@ class PanNuke(FileDataset):
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise DataError(f"{self.name}: cannot read {path} ({exc}); expected a .npy array. {self.fix()}") from exc
+            raise DataError(
+                f"{self.name}: cannot read {path} ({exc}); expected a .npy array. {self.fix()}"
+            ) from exc
 
     @cached_property
     def _folds(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -107,15 +109,26 @@ class PanNuke(FileDataset):
             masks = self._array(fold, "masks", "masks.npy")
             types = self._array(fold, "images", "types.npy")
             n = images.shape[0]
-            if images.ndim != 4 or images.shape[3] != 3:
-                raise DataError(f"{self.name}: {self._file(fold, 'images', 'images.npy')} has shape {images.shape}; expected (N, H, W, 3)")
-            if masks.shape != images.shape[:3] + (6,):
-                raise DataError(
-                    f"{self.name}: {self._file(fold, 'masks', 'masks.npy')} has shape {masks.shape}; "
-                    f"expected {images.shape[:3] + (6,)} to match images.npy"
-                )
-            if types.shape != (n,):
-                raise DataError(f"{self.name}: {self._file(fold, 'images', 'types.npy')} has shape {types.shape}; expected ({n},)")
+            expected = {
+                ("images", "images.npy"): (
+                    images,
+                    "(N, H, W, 3)",
+                    images.ndim == 4 and images.shape[3] == 3,
+                ),
+                ("masks", "masks.npy"): (
+                    masks,
+                    str(images.shape[:3] + (6,)),
+                    masks.shape == images.shape[:3] + (6,),
+                ),
+                ("images", "types.npy"): (types, f"({n},)", types.shape == (n,)),
+            }
+            for (kind, name), (array, shape, ok) in expected.items():
+                if not ok:
+                    path = self._file(fold, kind, name)
+                    raise DataError(
+                        f"{self.name}: {path} has shape {array.shape}; expected {shape} "
+                        "(the arrays of one fold must agree)"
+                    )
             self._folds[fold] = (images, masks, types)
         return self._folds[fold]
 
@@ -127,7 +140,11 @@ class PanNuke(FileDataset):
         fold = self.fold_of(split)
         images, masks, types = self.fold(fold)
         prefix, _, index_text = sample_id.partition("_")
-        if prefix != f"fold{fold}" or not index_text.isdigit() or int(index_text) >= images.shape[0]:
+        if (
+            prefix != f"fold{fold}"
+            or not index_text.isdigit()
+            or int(index_text) >= images.shape[0]
+        ):
             raise DataError(f"{self.name}: no patch {sample_id!r} in split {split!r} (fold {fold})")
         index = int(index_text)
         image = np.clip(np.rint(np.asarray(images[index])), 0, 255).astype(np.uint8)
@@ -139,8 +156,14 @@ class PanNuke(FileDataset):
             "tissue": str(types[index]),
             "spacing": (1.0, 1.0),
         }
-        return Sample(id=sample_id, image=image, instances=instances, classes=classes, meta=meta,
-                      ignore=void if void.any() else None)
+        return Sample(
+            id=sample_id,
+            image=image,
+            instances=instances,
+            classes=classes,
+            meta=meta,
+            ignore=void if void.any() else None,
+        )
 
     def check_layout(self) -> list[str]:
         problems = []

@@ -34,7 +34,9 @@ def rle_decode(encoded: str, shape: tuple[int, int]) -> np.ndarray:
         raise ValueError("starts and lengths must be positive (pixels are numbered from 1)")
     ends = starts + lengths - 1
     if ends.max() > height * width:
-        raise ValueError(f"a run ends at pixel {int(ends.max())}, beyond the {height}x{width} image")
+        raise ValueError(
+            f"a run ends at pixel {int(ends.max())}, beyond the {height}x{width} image"
+        )
     if (starts[1:] <= ends[:-1]).any():
         raise ValueError("runs are not sorted or overlap (a pixel would be decoded twice)")
     for start, length in zip(starts.tolist(), lengths.tolist()):
@@ -85,13 +87,21 @@ def read_rle_csv(path: Path, dataset: str = "dsb2018") -> dict[str, list[RleRow]
             if not image_id:
                 raise DataError(f"{dataset}: {path} line {line} has no ImageId")
             rows.setdefault(image_id, []).append(
-                RleRow(image_id, (row["EncodedPixels"] or "").strip(), line, height, width,
-                       (row.get("Usage") or "").strip() or None)
+                RleRow(
+                    image_id,
+                    (row["EncodedPixels"] or "").strip(),
+                    line,
+                    height,
+                    width,
+                    (row.get("Usage") or "").strip() or None,
+                )
             )
     return rows
 
 
-def decode_rows(rows: list[RleRow], shape: tuple[int, int], path: Path, dataset: str = "dsb2018") -> np.ndarray:
+def decode_rows(
+    rows: list[RleRow], shape: tuple[int, int], path: Path, dataset: str = "dsb2018"
+) -> np.ndarray:
     """Instance map (int32, ids 1..N in file order) of one image's rows; DataError on bad rows."""
     instances = np.zeros(shape, dtype=np.int32)
     index = 0
@@ -104,7 +114,9 @@ def decode_rows(rows: list[RleRow], shape: tuple[int, int], path: Path, dataset:
         try:
             mask = rle_decode(row.encoded, shape)
         except ValueError as exc:
-            raise DataError(f"{dataset}: {path} line {row.line} ({row.image_id}): bad RLE: {exc}") from exc
+            raise DataError(
+                f"{dataset}: {path} line {row.line} ({row.image_id}): bad RLE: {exc}"
+            ) from exc
         if not mask.any():
             continue  # an empty encoding marks an image without objects
         if (instances[mask] > 0).any():

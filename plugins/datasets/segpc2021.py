@@ -34,7 +34,9 @@ class SegPC2021(FileDataset):
 
     name = "segpc2021"
     version = "1"
-    description = "SegPC-2021 multiple myeloma plasma cells (bone-marrow aspirates), nucleus + cytoplasm"
+    description = (
+        "SegPC-2021 multiple myeloma plasma cells (bone-marrow aspirates), nucleus + cytoplasm"
+    )
     provides = frozenset({"foreground", "instances", "classes"})
     splits = ("train", "validation")
     train_split = "train"
@@ -67,7 +69,11 @@ class SegPC2021(FileDataset):
                 continue
             # the nearest enclosing folder named after a split ("validation/validation/x" too)
             split = next(
-                (p.name.lower() for p in x.relative_to(self.directory).parents if p.name.lower() in self.splits),
+                (
+                    p.name.lower()
+                    for p in x.relative_to(self.directory).parents
+                    if p.name.lower() in self.splits
+                ),
                 None,
             )
             if split is not None and split not in found:
@@ -89,7 +95,9 @@ class SegPC2021(FileDataset):
             y = self._folders[split] / "y"
             for path in y.glob("*.bmp") if y.is_dir() else []:
                 groups.setdefault(path.stem.split("_")[0], []).append(path)
-            out[split] = {k: sorted(v, key=lambda p: natural_key(p.stem)) for k, v in groups.items()}
+            out[split] = {
+                k: sorted(v, key=lambda p: natural_key(p.stem)) for k, v in groups.items()
+            }
         return out
 
     def sample_ids(self, split: str) -> list[str]:
@@ -117,8 +125,12 @@ class SegPC2021(FileDataset):
             cell = mask > 0
             instances[cell] = int(suffix)
             classes[cell] = np.where(mask[cell] == NUCLEUS, 2, 1)
-        meta = {"split": split, "source": str(image_path.relative_to(self.directory)),
-                "cells": len(masks), "spacing": (1.0, 1.0)}
+        meta = {
+            "split": split,
+            "source": str(image_path.relative_to(self.directory)),
+            "cells": len(masks),
+            "spacing": (1.0, 1.0),
+        }
         return Sample(id=sample_id, image=image, instances=instances, classes=classes, meta=meta)
 
     def check_layout(self) -> list[str]:

@@ -14,7 +14,11 @@ from harness import Dataset
 from plugins.datasets.dsb2018 import DSB2018
 from plugins.datasets.glas import GlaS
 
-SHARED = Path(os.environ.get("BENCH_SHARED_DATASETS", Path(__file__).resolve().parents[2].parent / "shared" / "datasets"))
+SHARED = Path(
+    os.environ.get(
+        "BENCH_SHARED_DATASETS", Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+    )
+)
 
 
 def iterate_all(dataset: Dataset) -> int:
@@ -37,6 +41,8 @@ def test_iterate_every_sample(benchmark, name, make, marker) -> None:  # type: i
     if not (root / marker).exists():
         pytest.skip(f"no real {name} copy at {root}")
     n_samples = sum(len(make(root).sample_ids(s)) for s in make(root).splits)
-    pixels = benchmark.pedantic(lambda: iterate_all(make(root)), rounds=3, iterations=1, warmup_rounds=0)
+    pixels = benchmark.pedantic(
+        lambda: iterate_all(make(root)), rounds=3, iterations=1, warmup_rounds=0
+    )
     benchmark.extra_info.update({"samples": n_samples, "megapixels": round(pixels / 1e6, 2)})
     assert pixels > 0

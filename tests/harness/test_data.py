@@ -26,8 +26,13 @@ def test_data_root_and_dataset_dir_precedence(tmp_path: Path) -> None:
     assert data_root({"BENCH_DATA": str(tmp_path)}) == tmp_path
     assert data_root({}) == platformdirs.user_cache_path("segbench") / "datasets"
     assert dataset_dir("glas", env={"BENCH_DATA": str(tmp_path)}) == tmp_path / "glas"
-    assert dataset_dir("glas", root=tmp_path / "x", env={"BENCH_DATA": "/elsewhere"}) == tmp_path / "x"
-    assert dataset_dir("glas", env={}) == platformdirs.user_cache_path("segbench") / "datasets" / "glas"
+    assert (
+        dataset_dir("glas", root=tmp_path / "x", env={"BENCH_DATA": "/elsewhere"}) == tmp_path / "x"
+    )
+    assert (
+        dataset_dir("glas", env={})
+        == platformdirs.user_cache_path("segbench") / "datasets" / "glas"
+    )
 
 
 def test_find_layout_descends_nesting_and_skips_macosx(tmp_path: Path) -> None:
@@ -90,7 +95,11 @@ def tar_with(tmp_path: Path, member: tarfile.TarInfo) -> Path:
 
 @pytest.mark.parametrize(
     ("kind", "link"),
-    [(tarfile.SYMTYPE, "/etc/passwd"), (tarfile.SYMTYPE, "../../outside"), (tarfile.LNKTYPE, "../x")],
+    [
+        (tarfile.SYMTYPE, "/etc/passwd"),
+        (tarfile.SYMTYPE, "../../outside"),
+        (tarfile.LNKTYPE, "../x"),
+    ],
 )
 def test_tar_links_escaping_are_refused(tmp_path: Path, kind: bytes, link: str) -> None:
     member = tarfile.TarInfo("data/link")

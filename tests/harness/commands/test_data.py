@@ -26,11 +26,15 @@ def tiny_dsb(folder: Path) -> None:
         )
         mask = np.zeros((8, 8), np.uint8)
         mask[2:4, 2:5] = 255
-        Image.fromarray(mask, "L").save(folder / "stage1_train" / image_id / "masks" / f"{'c' * 64}.png")
+        Image.fromarray(mask, "L").save(
+            folder / "stage1_train" / image_id / "masks" / f"{'c' * 64}.png"
+        )
 
 
 def run(args: list[str], tmp_path: Path) -> object:
-    return CliRunner().invoke(data, args, env={"BENCH_DATA": str(tmp_path / "data")}, catch_exceptions=False)
+    return CliRunner().invoke(
+        data, args, env={"BENCH_DATA": str(tmp_path / "data")}, catch_exceptions=False
+    )
 
 
 def test_exported() -> None:
@@ -44,7 +48,9 @@ def test_list_shows_data_root_and_presence(tmp_path: Path) -> None:
     listing = json.loads(result.output)
     assert listing["data_root"] == str(tmp_path / "data")
     rows = {row["name"]: row for row in listing["datasets"]}
-    assert rows["dsb2018"]["present"] and rows["dsb2018"]["location"] == str(tmp_path / "data" / "dsb2018")
+    assert rows["dsb2018"]["present"] and rows["dsb2018"]["location"] == str(
+        tmp_path / "data" / "dsb2018"
+    )
     assert not rows["glas"]["present"]
     assert run(["list"], tmp_path).exit_code == 0
 
@@ -64,7 +70,9 @@ def test_info_and_verify(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not (SHARED / "glas" / "Grade.csv").is_file(), reason="no shared GlaS copy")
 def test_info_and_verify_on_the_real_glas_copy(tmp_path: Path) -> None:
-    details = json.loads(run(["info", "glas", "--root", str(SHARED / "glas"), "--json"], tmp_path).output)
+    details = json.loads(
+        run(["info", "glas", "--root", str(SHARED / "glas"), "--json"], tmp_path).output
+    )
     assert details["counts"] == {"train": 85, "testA": 60, "testB": 20}
     assert details["primary_metrics"] == ["object_f1", "object_dice", "object_hausdorff"]
     assert run(["verify", "glas", "--root", str(SHARED / "glas")], tmp_path).exit_code == 0
@@ -84,10 +92,25 @@ def test_fetch_from_folder_and_zip_url_with_checksum(tmp_path: Path) -> None:
     archive = tmp_path / "stage1_train.zip"
     archive.write_bytes(buffer.getvalue())
     target = tmp_path / "elsewhere"
-    bad = run(["fetch", "dsb2018", "--root", str(target), "--from", archive.as_uri(), "--sha256", "0" * 64], tmp_path)
+    bad = run(
+        [
+            "fetch",
+            "dsb2018",
+            "--root",
+            str(target),
+            "--from",
+            archive.as_uri(),
+            "--sha256",
+            "0" * 64,
+        ],
+        tmp_path,
+    )
     assert bad.exit_code == 1 and "checksum mismatch" in bad.output and not target.exists()
     digest = hashlib.sha256(archive.read_bytes()).hexdigest()
-    good = run(["fetch", "dsb2018", "--root", str(target), "--from", archive.as_uri(), "--sha256", digest], tmp_path)
+    good = run(
+        ["fetch", "dsb2018", "--root", str(target), "--from", archive.as_uri(), "--sha256", digest],
+        tmp_path,
+    )
     assert good.exit_code == 0, good.output
     assert len(list((target / "stage1_train").iterdir())) == 2
     again = run(["fetch", "dsb2018", "--root", str(target), "--from", str(mirror)], tmp_path)
@@ -96,5 +119,9 @@ def test_fetch_from_folder_and_zip_url_with_checksum(tmp_path: Path) -> None:
 
 def test_fetch_without_source_explains_how(tmp_path: Path) -> None:
     result = run(["fetch", "glas"], tmp_path)
-    assert result.exit_code == 1 and "no automatic download" in result.output and "--from" in result.output
+    assert (
+        result.exit_code == 1
+        and "no automatic download" in result.output
+        and "--from" in result.output
+    )
     assert "nothing to fetch" in run(["fetch", "synthetic"], tmp_path).output

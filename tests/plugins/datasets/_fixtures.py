@@ -22,7 +22,9 @@ def glas_instances(height: int, width: int, n: int, seed: int) -> np.ndarray:
     return labels
 
 
-def write_glas(folder: Path, counts: dict[str, int], ext: str = ".bmp", seed: int = 0) -> dict[str, np.ndarray]:
+def write_glas(
+    folder: Path, counts: dict[str, int], ext: str = ".bmp", seed: int = 0
+) -> dict[str, np.ndarray]:
     """An official-layout GlaS copy: 8-bit RGB images, 8-bit single-channel annotations,
     Grade.csv with CR-only line endings and leading spaces.  Returns the written labels."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -38,7 +40,9 @@ def write_glas(folder: Path, counts: dict[str, int], ext: str = ".bmp", seed: in
             Image.fromarray(image).save(folder / f"{stem}{ext}")
             Image.fromarray(labels, mode="L").save(folder / f"{stem}_anno{ext}")
             written[stem] = labels
-            grade = " benign, healthy" if n % 2 else " malignant, moderately-to-poorly differentated"
+            grade = (
+                " benign, healthy" if n % 2 else " malignant, moderately-to-poorly differentated"
+            )
             rows.append(f"{stem},{n % 7 + 1},{grade}")
     header, body = rows[0], sorted(rows[1:])  # lexicographic, as the original
     (folder / "Grade.csv").write_bytes("\r".join([header, *body]).encode() + b"\r")
@@ -50,7 +54,9 @@ def rgba(image: np.ndarray) -> np.ndarray:
     return np.concatenate([image, alpha], axis=2)
 
 
-def write_dsb_image(stage: Path, image_id: str, image: np.ndarray, masks: list[np.ndarray] | None) -> None:
+def write_dsb_image(
+    stage: Path, image_id: str, image: np.ndarray, masks: list[np.ndarray] | None
+) -> None:
     """``<stage>/<id>/images/<id>.png`` (RGBA) and one 0/255 PNG per nucleus in masks/."""
     (stage / image_id / "images").mkdir(parents=True, exist_ok=True)
     Image.fromarray(rgba(image), mode="RGBA").save(stage / image_id / "images" / f"{image_id}.png")

@@ -36,8 +36,12 @@ def consep(tmp_path: Path) -> Path:
             centroids = np.array([[2.0, k] for k in range(1, 8)])  # (x, y)
             scipy.io.savemat(
                 tmp_path / "CoNSeP" / split / "Labels" / f"{stem}.mat",
-                {"inst_map": inst.astype(np.float64), "type_map": types, "inst_type": np.arange(1, 8)[:, None],
-                 "inst_centroid": centroids},
+                {
+                    "inst_map": inst.astype(np.float64),
+                    "type_map": types,
+                    "inst_type": np.arange(1, 8)[:, None],
+                    "inst_centroid": centroids,
+                },
             )
     return tmp_path
 
@@ -70,7 +74,9 @@ def test_malformed_labels(consep: Path) -> None:
     scipy.io.savemat(labels_dir / "train_1.mat", {"inst_map": np.zeros((10, 10))})
     with pytest.raises(DataError, match=r"train_1\.mat lacks type_map"):
         CoNSeP(root=consep).load("train", "train_1")
-    scipy.io.savemat(labels_dir / "train_1.mat", {"inst_map": np.zeros((4, 4)), "type_map": np.zeros((4, 4))})
+    scipy.io.savemat(
+        labels_dir / "train_1.mat", {"inst_map": np.zeros((4, 4)), "type_map": np.zeros((4, 4))}
+    )
     with pytest.raises(DataError, match=r"train_1\.mat is 4×4 but its image is 10×10"):
         CoNSeP(root=consep).load("train", "train_1")
     (labels_dir / "train_2.mat").write_bytes(b"MATLAB 5.0 garbage")

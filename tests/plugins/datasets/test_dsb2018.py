@@ -15,7 +15,9 @@ from plugins.datasets.dsb2018 import DSB2018, TYPES, image_type, known_types
 
 from ._fixtures import write_dsb_image
 
-SAMPLE_MANIFEST = Path(__file__).resolve().parents[3] / "plugins/datasets/data/dsb2018_sample/manifest.csv"
+SAMPLE_MANIFEST = (
+    Path(__file__).resolve().parents[3] / "plugins/datasets/data/dsb2018_sample/manifest.csv"
+)
 
 # ---- the real copy -------------------------------------------------------------------
 
@@ -43,7 +45,9 @@ def test_real_counts_and_split(dsb_root: Path) -> None:
 
 def test_real_samples_match_the_embedded_sample_manifest(dsb_root: Path) -> None:
     with open(SAMPLE_MANIFEST, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if (dsb_root / "stage1_train" / r["image_id"]).is_dir()]
+        rows = [
+            r for r in csv.DictReader(fh) if (dsb_root / "stage1_train" / r["image_id"]).is_dir()
+        ]
     assert len(rows) >= 5
     ds = DSB2018(root=dsb_root)
     where = {i: s for s in ds.splits for i in ds.sample_ids(s)}
@@ -65,7 +69,9 @@ def test_real_type_table_matches_pixels(dsb_root: Path) -> None:
     table = known_types()
     ids = sorted(p.name for p in (dsb_root / "stage1_train").iterdir())[::7]
     for image_id in ids:
-        image = read_rgb(dsb_root / "stage1_train" / image_id / "images" / f"{image_id}.png", "t", "")
+        image = read_rgb(
+            dsb_root / "stage1_train" / image_id / "images" / f"{image_id}.png", "t", ""
+        )
         assert image_type(image) == table[image_id], image_id
 
 
@@ -92,7 +98,9 @@ def dsb_copy(tmp_path: Path) -> Path:
     for kind, make in STYLES.items():
         for k in range(3):
             image_id = hashlib.sha256(f"{kind}{k}".encode()).hexdigest()
-            write_dsb_image(tmp_path / "stage1_train", image_id, make(rng).astype(np.uint8), nucleus_masks())
+            write_dsb_image(
+                tmp_path / "stage1_train", image_id, make(rng).astype(np.uint8), nucleus_masks()
+            )
     return tmp_path
 
 
@@ -123,12 +131,19 @@ def test_rle_labels_replace_missing_mask_folders(dsb_copy: Path) -> None:
     (dsb_copy / "stage1_train_labels.csv").write_text(
         f"ImageId,EncodedPixels\n{image_id},{a_rle}\n{image_id},{b_rle}\n"
     )
-    np.testing.assert_array_equal(DSB2018(root=dsb_copy).load("train", image_id).instances, expected)
+    np.testing.assert_array_equal(
+        DSB2018(root=dsb_copy).load("train", image_id).instances, expected
+    )
 
 
 def test_stage1_test_with_solution(dsb_copy: Path) -> None:
     test_id = "a" * 64
-    write_dsb_image(dsb_copy / "stage1_test", test_id, STYLES["histology"](np.random.default_rng(1)).astype(np.uint8), None)
+    write_dsb_image(
+        dsb_copy / "stage1_test",
+        test_id,
+        STYLES["histology"](np.random.default_rng(1)).astype(np.uint8),
+        None,
+    )
     (dsb_copy / "stage1_solution.csv").write_text(
         f"ImageId,EncodedPixels,Height,Width,Usage\n{test_id},14 3 26 3,12,10,Public\n"
     )
@@ -176,7 +191,9 @@ def test_missing_annotation_and_empty_or_bad_csv(dsb_copy: Path) -> None:
         DSB2018(root=dsb_copy).load("train", image_id)
     labels = dsb_copy / "stage1_train_labels.csv"
     labels.write_text("")
-    with pytest.raises(DataError, match=r"stage1_train_labels\.csv has header \(none: empty file\)"):
+    with pytest.raises(
+        DataError, match=r"stage1_train_labels\.csv has header \(none: empty file\)"
+    ):
         DSB2018(root=dsb_copy).load("train", image_id)
     labels.write_text(f"ImageId,EncodedPixels\n{image_id},1 2 3\n")
     with pytest.raises(DataError, match=r"stage1_train_labels\.csv line 2 .*odd number"):

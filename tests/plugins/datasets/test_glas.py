@@ -82,7 +82,11 @@ def test_fixture_round_trip_nested_official_folder(tmp_path: Path, ext: str) -> 
 
 
 def test_grade_csv_any_line_ending(tmp_path: Path) -> None:
-    body = [GLAS_HEADER, "train_1,3, benign, healthy", "train_2,5, malignant, poorly differentiated"]
+    body = [
+        GLAS_HEADER,
+        "train_1,3, benign, healthy",
+        "train_2,5, malignant, poorly differentiated",
+    ]
     for newline in ("\r", "\n", "\r\n"):
         path = tmp_path / "Grade.csv"
         path.write_bytes(newline.join(body).encode())

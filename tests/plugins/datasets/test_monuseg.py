@@ -17,7 +17,7 @@ def aperio_xml(polygons: list[list[tuple[float, float]]], mpp: str = "0.252") ->
     """An ImageScope annotation: RegionAttributeHeaders first, then one Region per polygon."""
     regions = "".join(
         f'<Region Id="{i}" Type="0" Zoom="1" Selected="0" ImageLocation="" NegativeROA="0" DisplayId="{i}">'
-        '<Attributes/><Vertices>'
+        "<Attributes/><Vertices>"
         + "".join(f'<Vertex X="{x}" Y="{y}" Z="0"/>' for x, y in poly)
         + "</Vertices></Region>"
         for i, poly in enumerate(polygons, start=1)
@@ -46,10 +46,14 @@ def monuseg(tmp_path: Path) -> Path:
     test = tmp_path / "MoNuSegTestData"
     test.mkdir()
     rng = np.random.default_rng(0)
-    for folder, xml_folder, stem in [(train / "Tissue Images", train / "Annotations", s) for s in TRAIN] + [
-        (test, test, TEST)
-    ]:
-        tifffile.imwrite(folder / f"{stem}.tif", rng.integers(0, 256, (10, 12, 3), dtype=np.uint8), photometric="rgb")
+    for folder, xml_folder, stem in [
+        (train / "Tissue Images", train / "Annotations", s) for s in TRAIN
+    ] + [(test, test, TEST)]:
+        tifffile.imwrite(
+            folder / f"{stem}.tif",
+            rng.integers(0, 256, (10, 12, 3), dtype=np.uint8),
+            photometric="rgb",
+        )
         (xml_folder / f"{stem}.xml").write_text(aperio_xml([FIRST, SECOND]))
     return tmp_path
 
@@ -66,12 +70,17 @@ def test_round_trip_and_official_split(monuseg: Path) -> None:
     assert sample.meta["patient"] == "TCGA-2Z-A9J9" and sample.meta["microns_per_pixel"] == 0.252
     assert sample.meta["regions"] == 2
     problems = ds.verify()
-    assert "2 train images; the release has 37" in problems and "1 test images; the release has 14" in problems
+    assert (
+        "2 train images; the release has 37" in problems
+        and "1 test images; the release has 14" in problems
+    )
 
 
 def test_patient_in_both_splits_is_reported(monuseg: Path) -> None:
     folder = monuseg / "MoNuSeg 2018 Training Data" / "MoNuSeg 2018 Training Data"
-    tifffile.imwrite(folder / "Tissue Images" / "TCGA-2Z-A9J9-01A-01-TS2.tif", np.zeros((4, 4, 3), np.uint8))
+    tifffile.imwrite(
+        folder / "Tissue Images" / "TCGA-2Z-A9J9-01A-01-TS2.tif", np.zeros((4, 4, 3), np.uint8)
+    )
     (folder / "Annotations" / "TCGA-2Z-A9J9-01A-01-TS2.xml").write_text(aperio_xml([FIRST]))
     assert "patients in both train and test: TCGA-2Z-A9J9" in MoNuSeg(root=monuseg).verify()
 
@@ -97,7 +106,13 @@ def test_truncated_image_and_missing_annotation(monuseg: Path) -> None:
     tif.write_bytes(tif.read_bytes()[:50])
     with pytest.raises(DataError, match=f"{TEST}.tif"):
         MoNuSeg(root=monuseg).load("test", TEST)
-    xml = monuseg / "MoNuSeg 2018 Training Data" / "MoNuSeg 2018 Training Data" / "Annotations" / f"{TRAIN[0]}.xml"
+    xml = (
+        monuseg
+        / "MoNuSeg 2018 Training Data"
+        / "MoNuSeg 2018 Training Data"
+        / "Annotations"
+        / f"{TRAIN[0]}.xml"
+    )
     xml.unlink()
     with pytest.raises(DataError, match=f"missing annotation .*{TRAIN[0]}.xml"):
         MoNuSeg(root=monuseg).load("train", TRAIN[0])

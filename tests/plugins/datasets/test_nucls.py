@@ -31,10 +31,13 @@ def nucls(tmp_path: Path) -> Path:
         (tmp_path / name).mkdir()
     rng = np.random.default_rng(0)
     for fov in (FOV_A, FOV_B):
-        Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(tmp_path / "rgb" / f"{fov}.png")
+        Image.fromarray(rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)).save(
+            tmp_path / "rgb" / f"{fov}.png"
+        )
         Image.fromarray(object_mask()).save(tmp_path / "mask" / f"{fov}.png")
         (tmp_path / "csv" / f"{fov}.csv").write_text(
-            CSV_HEADER + '\n0,tumor,tumor_nonMitotic,tumor_any,polyline,3,1,4,2,"3,4,4,3","1,1,2,2"\n'
+            CSV_HEADER
+            + '\n0,tumor,tumor_nonMitotic,tumor_any,polyline,3,1,4,2,"3,4,4,3","1,1,2,2"\n'
             '1,lymphocyte,lymphocyte,sTIL,rectangle,3,4,4,5,"3,4,4,3,3","4,4,5,5,4"\n'
         )
     (tmp_path / "train_test_splits" / "fold_1_train.csv").write_text(
@@ -54,7 +57,9 @@ def test_round_trip_classes_pairs_and_field_of_view(nucls: Path) -> None:
     assert sample.instances[4, 3] != sample.instances[7, 3]
     assert (sample.instances[0] == 0).all()  # FOV background (pair (1, 2)) is no nucleus
     assert (sample.classes[1, 3], sample.classes[4, 3], sample.classes[7, 3]) == (1, 3, 5)  # super
-    assert sample.ignore is not None and sample.ignore[:, :2].all() and not sample.ignore[:, 2:].any()
+    assert (
+        sample.ignore is not None and sample.ignore[:, :2].all() and not sample.ignore[:, 2:].any()
+    )
     assert sample.meta["hospital"] == "E2" and sample.meta["boxes_only"] == 1
     assert sample.meta["nuclei_in_csv"] == 2
     main = NuCLS(root=nucls, class_level="main").load("test", FOV_B)
@@ -70,7 +75,9 @@ def test_malformed(nucls: Path) -> None:
     (nucls / "csv" / f"{FOV_B}.csv").unlink()
     with pytest.raises(DataError, match=r"nucleus table .*csv/TCGA-E2"):
         NuCLS(root=nucls).load("test", FOV_B)
-    (nucls / "train_test_splits" / "fold_1_test.csv").write_text(",slide_name\n0,TCGA-A2-A0CM-DX1\n")
+    (nucls / "train_test_splits" / "fold_1_test.csv").write_text(
+        ",slide_name\n0,TCGA-A2-A0CM-DX1\n"
+    )
     with pytest.raises(DataError, match="both train and test"):
         NuCLS(root=nucls).sample_ids("test")
     with pytest.raises(DataError, match=r"fold_2_train\.csv"):

@@ -9,7 +9,9 @@ from harness import DataError
 from plugins.datasets.pannuke import PanNuke, masks_to_maps
 
 
-def write_fold(root: Path, fold: int, images: np.ndarray, masks: np.ndarray, types: list[str]) -> None:
+def write_fold(
+    root: Path, fold: int, images: np.ndarray, masks: np.ndarray, types: list[str]
+) -> None:
     (root / f"Fold {fold}" / "images" / f"fold{fold}").mkdir(parents=True)
     (root / f"Fold {fold}" / "masks" / f"fold{fold}").mkdir(parents=True)
     np.save(root / f"Fold {fold}" / "images" / f"fold{fold}" / "images.npy", images.astype("<f8"))
@@ -34,16 +36,32 @@ def pannuke(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     full = patch_masks()[None]
     empty = np.zeros((1, 8, 8, 6))  # the release's all-zero patches
-    write_fold(tmp_path, 1, rng.uniform(0, 255, (2, 8, 8, 3)), np.concatenate([full, empty]), ["Breast", "Colon"])
+    write_fold(
+        tmp_path,
+        1,
+        rng.uniform(0, 255, (2, 8, 8, 3)),
+        np.concatenate([full, empty]),
+        ["Breast", "Colon"],
+    )
     write_fold(tmp_path, 2, rng.uniform(0, 255, (1, 8, 8, 3)), full, ["Adrenal_gland"])
-    write_fold(tmp_path, 3, rng.uniform(0, 255, (3, 8, 8, 3)), np.repeat(full, 3, axis=0), ["Bile-duct"] * 3)
+    write_fold(
+        tmp_path,
+        3,
+        rng.uniform(0, 255, (3, 8, 8, 3)),
+        np.repeat(full, 3, axis=0),
+        ["Bile-duct"] * 3,
+    )
     return tmp_path
 
 
 def test_maps_by_hand() -> None:
     instances, classes, void = masks_to_maps(patch_masks())
     assert len(np.unique(instances)) - 1 == 3  # (0, 3512), (1, 41), (2, 3512); (1, 40) is hidden
-    assert (classes[0:2, 0:2] == 1).all() and (classes[4, 0:3] == 2).all() and (classes[5:7, 5:7] == 3).all()
+    assert (
+        (classes[0:2, 0:2] == 1).all()
+        and (classes[4, 0:3] == 2).all()
+        and (classes[5:7, 5:7] == 3).all()
+    )
     assert instances[0, 0] != instances[5, 5]  # same stored id, different channels
     assert void.sum() == 1 and void[7, 0]
 
@@ -69,7 +87,9 @@ def test_malformed_folds(pannuke: Path) -> None:
     with pytest.raises(DataError, match="no patch 'fold1_0000' in split 'validation'"):
         PanNuke(root=pannuke).load("validation", "fold1_0000")
     np.save(pannuke / "Fold 2" / "masks" / "fold2" / "masks.npy", np.zeros((2, 8, 8, 6)))
-    with pytest.raises(DataError, match=r"fold2/masks\.npy has shape \(2, 8, 8, 6\); expected \(1, 8, 8, 6\)"):
+    with pytest.raises(
+        DataError, match=r"fold2/masks\.npy has shape \(2, 8, 8, 6\); expected \(1, 8, 8, 6\)"
+    ):
         PanNuke(root=pannuke).sample_ids("validation")
     (pannuke / "Fold 3" / "images" / "fold3" / "types.npy").unlink()
     with pytest.raises(DataError, match=r"(?s)fold3/types\.npy.*bench data fetch pannuke"):

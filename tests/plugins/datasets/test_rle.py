@@ -58,10 +58,14 @@ def test_csv_errors_name_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"stage1_train_labels\.csv.*empty"):
         read_rle_csv(empty)
     bad = tmp_path / "stage1_solution.csv"
-    bad.write_text("ImageId,EncodedPixels,Height,Width,Usage\nabc,1 2,4,4,Public\nabc,3 20,4,4,Public\n")
+    bad.write_text(
+        "ImageId,EncodedPixels,Height,Width,Usage\nabc,1 2,4,4,Public\nabc,3 20,4,4,Public\n"
+    )
     rows = read_rle_csv(bad)
     assert rows["abc"][0].usage == "Public" and rows["abc"][0].height == 4
-    with pytest.raises(DataError, match=r"stage1_solution\.csv line 3 \(abc\): bad RLE.*beyond the 4x4"):
+    with pytest.raises(
+        DataError, match=r"stage1_solution\.csv line 3 \(abc\): bad RLE.*beyond the 4x4"
+    ):
         decode_rows(rows["abc"], (4, 4), bad)
     with pytest.raises(DataError, match="Height/Width 4x4 differ"):
         decode_rows(rows["abc"][:1], (5, 4), bad)

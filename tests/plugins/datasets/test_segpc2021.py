@@ -23,14 +23,20 @@ def segpc(tmp_path: Path) -> Path:
     # nested as unzipped, under a parent whose name contains "x" (breaks naive replace("x", "y"))
     base = tmp_path / "box_x" / "TCIA_SegPC_dataset" / "TCIA_SegPC_dataset"
     rng = np.random.default_rng(0)
-    for split, folder, ids in [("train", base / "train", ["106", "1697"]),
-                               ("validation", base / "validation" / "validation", ["9736"])]:
+    for split, folder, ids in [
+        ("train", base / "train", ["106", "1697"]),
+        ("validation", base / "validation" / "validation", ["9736"]),
+    ]:
         (folder / "x").mkdir(parents=True)
         (folder / "y").mkdir()
         for image_id in ids:
-            Image.fromarray(rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)).save(folder / "x" / f"{image_id}.bmp")
+            Image.fromarray(rng.integers(0, 256, (12, 14, 3), dtype=np.uint8)).save(
+                folder / "x" / f"{image_id}.bmp"
+            )
             Image.fromarray(cell((12, 14), 1, 1)).save(folder / "y" / f"{image_id}_1.bmp")
-            Image.fromarray(cell((12, 14), 6, 8, three_channels=True)).save(folder / "y" / f"{image_id}_3.bmp")
+            Image.fromarray(cell((12, 14), 6, 8, three_channels=True)).save(
+                folder / "y" / f"{image_id}_3.bmp"
+            )
     (base / "test" / "x").mkdir(parents=True)
     return tmp_path / "box_x"
 
