@@ -79,6 +79,7 @@ def test_round_trip_and_rotations(pannuke: Path) -> None:
     assert [PanNuke(root=pannuke, rotation=r).fold_of("train") for r in (1, 2, 3)] == [1, 2, 3]
     assert [PanNuke(root=pannuke, rotation=r).fold_of("test") for r in (1, 2, 3)] == [3, 3, 1]
     assert PanNuke(root=pannuke, rotation=2).fold_of("validation") == 1
+    assert "fold 1 has 2 patches; the release has 2656" in ds.verify()
     with pytest.raises(ValueError, match="rotation"):
         PanNuke(rotation=4)
 
