@@ -37,6 +37,8 @@ def iterate_all(dataset: Dataset) -> int:
     ],
 )
 def test_iterate_every_sample(benchmark, name, make, marker) -> None:  # type: ignore[no-untyped-def]
+    if benchmark.disabled:  # a full pass over the real data takes tens of seconds
+        pytest.skip("dataset loading benchmarks run only with --benchmark-enable")
     root = SHARED / name
     if not (root / marker).exists():
         pytest.skip(f"no real {name} copy at {root}")
