@@ -153,19 +153,31 @@ def verify(name: str, root: Path | None, deep: bool) -> None:
 
 @data.command("fetch")
 @click.argument("name")
-@click.option("--from", "source", help="A local folder or archive, or a URL (file://, https://).")
-@click.option("--sha256", help="Expected sha256 of the archive given with --from.")
+@click.option(
+    "--from",
+    "source",
+    multiple=True,
+    help="A local folder or archive, or a URL (file://, https://); repeat for multi-part releases.",
+)
+@click.option("--sha256", multiple=True, help="Expected sha256 of each --from archive, in order.")
 @click.option(
     "--root", type=click.Path(path_type=Path), help="Install here instead of the data root."
 )
-def fetch_command(name: str, source: str | None, sha256: str | None, root: Path | None) -> None:
+def fetch_command(
+    name: str, source: tuple[str, ...], sha256: tuple[str, ...], root: Path | None
+) -> None:
     """Install NAME into its data folder, from --from or the dataset's official archives."""
     dataset = _open(_registry(), name, root)
     if not isinstance(dataset, FileDataset):
         raise click.ClickException(f"dataset {name!r} is built in; there is nothing to fetch")
     target = dataset_dir(name, root)
-    if source is not None:
-        sources, sums = [source], [sha256]
+    sources: list[str]
+    sums: list[str | None]
+    if source:
+        if sha256 and len(sha256) != len(source):
+            raise click.ClickException("give one --sha256 per --from, in the same order")
+        sources = list(source)
+        sums = [digest for digest in sha256] if sha256 else [None] * len(source)
     elif dataset.archives:
         sources = [a.url for a in dataset.archives]
         sums = [a.sha256 for a in dataset.archives]
