@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -101,8 +102,15 @@ class GlaS(FileDataset):
         "https://warwick.ac.uk/fac/cross_fac/tia/data/glascontest/ (research use) and unzip it."
     )
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(
+        self, root: Path | None = None, spacing: Literal["pixel", "micron"] = "pixel"
+    ) -> None:
+        """``spacing``: "pixel" (distances in pixels, as the contest reports them) or "micron"
+        (``meta["spacing"]`` = 0.62005 µm per pixel on both axes)."""
+        if spacing not in ("pixel", "micron"):
+            raise ValueError(f"spacing must be 'pixel' or 'micron'; got {spacing!r}")
         self.root = root
+        self.spacing = spacing
 
     @cached_property
     def folder(self) -> Path:
@@ -172,7 +180,7 @@ class GlaS(FileDataset):
             "patient": grade.patient,
             "grade_glas": grade.grade_glas,
             "grade_sirinukunwattana": grade.grade_sirinukunwattana,
-            "spacing": (1.0, 1.0),
+            "spacing": (1.0, 1.0) if self.spacing == "pixel" else (MICRONS_PER_PIXEL,) * 2,
             "microns_per_pixel": MICRONS_PER_PIXEL,
             "source": image_path.name,
         }

@@ -48,6 +48,8 @@ def test_real_samples_align_and_carry_grade_metadata(glas_root: Path) -> None:
     assert sample.meta["grade_sirinukunwattana"] == "adenomatous"
     assert sample.meta["spacing"] == (1.0, 1.0) and sample.meta["microns_per_pixel"] == 0.62005
     assert ds.load("testA", "testA_10").meta["grade_sirinukunwattana"] == "healthy"
+    in_microns = GlaS(root=glas_root, spacing="micron").load("testB", "testB_1").meta["spacing"]
+    assert in_microns == (0.62005, 0.62005)
     raw = np.asarray(Image.open(glas_root / "testA_1_anno.png"))
     np.testing.assert_array_equal(sample.instances, raw)
     # glands lie on the tissue, not on padding: the annotation matches the image it belongs to
