@@ -15,6 +15,15 @@ from harness.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
 FAKE = Source(entry_point="tests.fakes", distribution="tests", version="0")
+SHARED_DATA = REPO.parent / "shared" / "datasets"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Use the real dataset copies beside the checkout (as in CI) unless BENCH_DATA is set."""
+    import os
+
+    if "BENCH_DATA" not in os.environ and SHARED_DATA.is_dir():
+        os.environ["BENCH_DATA"] = str(SHARED_DATA)
 
 
 class Squares(Dataset):
