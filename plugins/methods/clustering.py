@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from skimage.color import rgb2gray
+from threadpoolctl import threadpool_limits
 
 from harness import Method, Prediction
 from plugins.methods.features import (
@@ -84,7 +85,8 @@ class PixelClustering(Method):
         groups = parse_groups(self.features)
         weights = {"position": self.position_weight, "gabor": self.gabor_weight}
         x = pixel_features(image, groups, self.n_orientations, weights)
-        labels, extras = self.cluster(x, rng)
+        with threadpool_limits(1):  # small fits: threads only contend (10-50x slower under load)
+            labels, extras = self.cluster(x, rng)
         clusters = labels.reshape(image.shape[:2]).astype(np.int32)
         n_clusters = int(clusters.max()) + 1
         gray = rgb2gray(image[..., :3])

@@ -118,13 +118,17 @@ def pixel_features(
     n_orientations: int = 4,
     weights: dict[str, float] | None = None,
 ) -> np.ndarray:
-    """(H·W)×F float32 matrix of z-scored features; a group's columns are scaled by its weight."""
+    """(H·W)×F float32 matrix of z-scored features.
+
+    Each group's columns are scaled by ``weight / sqrt(n_columns)``, so a group's total variance
+    is its weight squared whatever its width (12 Gabor columns do not outvote 3 colour ones).
+    """
     weights = weights or {}
     columns = []
     for group in groups:
         chans = feature_channels(image, (group,), n_orientations)
         block = zscore_columns(np.stack([c.ravel() for c in chans], axis=1))
-        columns.append(block * np.float32(weights.get(group, 1.0)))
+        columns.append(block * np.float32(weights.get(group, 1.0) / np.sqrt(block.shape[1])))
     return np.concatenate(columns, axis=1)
 
 
