@@ -44,10 +44,16 @@ def nucleus_clusters(
     """(selected cluster ids, stain score per cluster) by the midpoint rule."""
     flat = image[..., :3].reshape(-1, 3).astype(np.float64)
     counts = np.bincount(clusters.ravel(), minlength=n_clusters).astype(np.float64)
-    means = np.stack(
-        [np.bincount(clusters.ravel(), weights=flat[:, c], minlength=n_clusters) for c in range(3)],
-        axis=1,
-    ) / np.maximum(counts, 1.0)[:, None]
+    means = (
+        np.stack(
+            [
+                np.bincount(clusters.ravel(), weights=flat[:, c], minlength=n_clusters)
+                for c in range(3)
+            ],
+            axis=1,
+        )
+        / np.maximum(counts, 1.0)[:, None]
+    )
     present = counts > 0
     scores = np.where(present, stain_scores(means, dark_nuclei), -np.inf)
     live = scores[present]

@@ -49,7 +49,10 @@ def nuclei_are_dark(gray: np.ndarray, polarity: str = "auto") -> bool:
 
 
 def is_grey(image: np.ndarray) -> bool:
-    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
+    return bool(
+        np.array_equal(image[..., 0], image[..., 1])
+        and np.array_equal(image[..., 1], image[..., 2])
+    )
 
 
 def parse_groups(features: str) -> tuple[str, ...]:
@@ -64,7 +67,9 @@ def parse_groups(features: str) -> tuple[str, ...]:
     return groups
 
 
-def gabor_responses(gray: np.ndarray, n_orientations: int, sigmas: Sequence[float] = GABOR_SIGMAS) -> list[np.ndarray]:
+def gabor_responses(
+    gray: np.ndarray, n_orientations: int, sigmas: Sequence[float] = GABOR_SIGMAS
+) -> list[np.ndarray]:
     """Magnitudes of complex Gabor responses (wavelength 3σ, aspect 0.5), one per σ×angle."""
     src = gray.astype(np.float32)
     out = []

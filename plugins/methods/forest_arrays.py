@@ -4,8 +4,11 @@ A fitted :class:`sklearn.ensemble.RandomForestClassifier` is not arrays, and pic
 option for stored state.  :func:`pack_forests` concatenates every tree's nodes (children,
 feature, threshold, class fractions) into flat arrays; :func:`forest_votes` walks all trees
 level by level over a flat feature array, so the same code serves a feature matrix and an image
-whose features are looked up by offset (no per-pixel patch matrix is ever built).  Leaves point
-to themselves with threshold +inf, so a pixel that reached its leaf stays there.
+whose features are looked up by offset (no per-pixel patch matrix is ever built).
+
+Nodes are renumbered breadth-first so that the two children of a node are adjacent: the right
+child is ``left + 1`` and one step is ``node = left[node] + (value > threshold[node])``.  Leaves
+point to themselves with threshold +inf, so a sample that reached its leaf stays there.
 """
 
 from __future__ import annotations
@@ -14,13 +17,27 @@ from collections.abc import Sequence
 
 import numpy as np
 
-PACKED_KEYS = ("left", "right", "feature", "threshold", "proba", "roots", "tree_forest", "classes", "depth")
+PACKED_KEYS = ("left", "feature", "threshold", "proba", "roots", "tree_forest", "classes", "depth")
+
+
+def _breadth_first(children_left: np.ndarray, children_right: np.ndarray) -> np.ndarray:
+    """New id of every node such that the children of each internal node are adjacent."""
+    new_id = np.empty(len(children_left), dtype=np.int64)
+    new_id[0] = 0
+    queue, nxt = [0], 1
+    for node in queue:  # the list grows while iterated: a breadth-first walk
+        if children_left[node] != -1:
+            for child in (children_left[node], children_right[node]):
+                new_id[child] = nxt
+                nxt += 1
+                queue.append(int(child))
+    return new_id
 
 
 def pack_forests(forests: Sequence[object], classes: np.ndarray) -> dict[str, np.ndarray]:
     """Flatten fitted sklearn forests; ``classes`` are the global labels (class-fraction columns)."""
     classes = np.asarray(classes)
-    left, right, feature, threshold, proba, roots, tree_forest = [], [], [], [], [], [], []
+    left, feature, threshold, proba, roots, tree_forest = [], [], [], [], [], []
     offset = 0
     depth = 0
     for j, forest in enumerate(forests):
@@ -28,13 +45,14 @@ def pack_forests(forests: Sequence[object], classes: np.ndarray) -> dict[str, np
         for estimator in forest.estimators_:  # type: ignore[attr-defined]
             tree = estimator.tree_
             n = tree.node_count
-            leaf = tree.children_left == -1
-            idx = np.arange(n)
-            left.append(np.where(leaf, idx, tree.children_left) + offset)
-            right.append(np.where(leaf, idx, tree.children_right) + offset)
-            feature.append(np.where(leaf, 0, tree.feature))
-            threshold.append(np.where(leaf, np.inf, tree.threshold))
-            values = tree.value[:, 0, :]
+            new = _breadth_first(tree.children_left, tree.children_right)
+            order = np.argsort(new)  # old id of each new position
+            leaf = tree.children_left[order] == -1
+            child = np.where(leaf, 0, tree.children_left[order])
+            left.append(np.where(leaf, np.arange(n), new[child]) + offset)
+            feature.append(np.where(leaf, 0, tree.feature[order]))
+            threshold.append(np.where(leaf, np.inf, tree.threshold[order]))
+            values = tree.value[order, 0, :]
             fractions = np.zeros((n, len(classes)))
             fractions[:, columns] = values / values.sum(axis=1, keepdims=True)
             proba.append(fractions)
@@ -44,7 +62,6 @@ def pack_forests(forests: Sequence[object], classes: np.ndarray) -> dict[str, np
             offset += n
     return {
         "left": np.concatenate(left).astype(np.int64),
-        "right": np.concatenate(right).astype(np.int64),
         "feature": np.concatenate(feature).astype(np.int64),
         "threshold": np.concatenate(threshold).astype(np.float64),
         "proba": np.concatenate(proba).astype(np.float64),
@@ -58,7 +75,21 @@ def pack_forests(forests: Sequence[object], classes: np.ndarray) -> dict[str, np
 def check_packed(packed: dict[str, np.ndarray], where: str) -> None:
     missing = [k for k in PACKED_KEYS if k not in packed]
     if missing:
-        raise ValueError(f"{where}: fitted state lacks {', '.join(missing)}; was it saved by this method?")
+        raise ValueError(
+            f"{where}: fitted state lacks {', '.join(missing)}; was it saved by this method?"
+        )
+
+
+def float32_below(threshold: np.ndarray) -> np.ndarray:
+    """The largest float32 <= each float64 threshold.
+
+    For a float32 value v, ``v > t`` (compared in float64, as scikit-learn does) holds exactly
+    when ``v > float32_below(t)``: no float32 lies strictly between the two.
+    """
+    t32 = threshold.astype(np.float32)
+    above = t32.astype(np.float64) > threshold
+    t32[above] = np.nextafter(t32[above], np.float32(-np.inf))
+    return t32
 
 
 def leaves(
@@ -68,10 +99,20 @@ def leaves(
 
     Feature ``f`` of sample ``i`` is ``flat[base[i] + offsets[f]]``.
     """
-    nodes = np.repeat(packed["roots"][:, None], len(base), axis=1)
+    if flat.dtype != np.float32:
+        raise TypeError(f"forest features must be float32 (as trained), got {flat.dtype}")
+    index = np.int32 if flat.size < 2**31 else np.int64
+    node_offset = offsets[packed["feature"]].astype(index)  # per node: where its feature sits
+    threshold = float32_below(packed["threshold"])
+    left = packed["left"].astype(np.int32)
+    base = base.astype(index)
+    nodes = np.repeat(packed["roots"].astype(np.int32)[:, None], len(base), axis=1)
     for _ in range(int(packed["depth"][0])):
-        values = flat[base[None, :] + offsets[packed["feature"][nodes]]]
-        nodes = np.where(values <= packed["threshold"][nodes], packed["left"][nodes], packed["right"][nodes])
+        where = np.take(node_offset, nodes)
+        where += base
+        go_right = np.take(flat, where) > np.take(threshold, nodes)
+        nodes = np.take(left, nodes)
+        nodes += go_right
     return nodes
 
 

@@ -4,6 +4,12 @@ Mean shift is fitted on a seeded random sample of ``n_samples`` pixels (200 in t
 study); the bandwidth comes from :func:`sklearn.cluster.estimate_bandwidth` on that sample at
 ``quantile``; every pixel is then assigned to the nearest mode.  See
 :mod:`plugins.methods.clustering` for the outputs and the choice of nucleus clusters.
+
+The modes are found by :func:`mean_shift_modes`, the flat-kernel algorithm of
+:class:`sklearn.cluster.MeanShift` (every sample a seed, stop when a step is below 1e-3 ×
+bandwidth, modes sorted by support and merged within one bandwidth) with all seeds moved at
+once in numpy: on a few hundred points this is ~100× faster than the one-query-per-seed loop,
+and the tests check that both give the same modes.
 """
 
 from __future__ import annotations
@@ -11,11 +17,44 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import MeanShift as _SkMeanShift
 from sklearn.cluster import estimate_bandwidth
 
 from harness import hookimpl
 from plugins.methods.clustering import PixelClustering, nearest_centre
+
+
+def _within(points: np.ndarray, x: np.ndarray, bandwidth: float) -> np.ndarray:
+    d2 = (points * points).sum(1)[:, None] - 2.0 * points @ x.T + (x * x).sum(1)[None, :]
+    return np.sqrt(np.maximum(d2, 0.0)) <= bandwidth  # type: ignore[no-any-return]
+
+
+def mean_shift_modes(x: np.ndarray, bandwidth: float, max_iter: int = 300) -> np.ndarray:
+    """Modes of flat-kernel mean shift seeded at every row of ``x``, strongest first."""
+    means = x.copy()
+    support = np.zeros(len(x), dtype=np.int64)
+    active = np.ones(len(x), dtype=bool)
+    for _ in range(max_iter):
+        if not active.any():
+            break
+        idx = np.flatnonzero(active)
+        near = _within(means[idx], x, bandwidth)
+        count = near.sum(axis=1)
+        new = (near.astype(np.float64) @ x) / np.maximum(count, 1)[:, None]
+        moved = np.linalg.norm(new - means[idx], axis=1)
+        means[idx] = new
+        support[idx] = count
+        active[idx] = moved > 1e-3 * bandwidth
+    # strongest (most supported) first, ties by the larger mode in lexicographic order
+    order = sorted(range(len(x)), key=lambda i: (support[i], tuple(means[i])), reverse=True)
+    candidates = np.unique(means[order], axis=0, return_index=True)[1]
+    ranked = means[order][np.sort(candidates)]
+    keep = np.ones(len(ranked), dtype=bool)
+    close = _within(ranked, ranked, bandwidth)
+    for i in range(len(ranked)):
+        if keep[i]:
+            keep[close[i]] = False
+            keep[i] = True
+    return ranked[keep]  # type: ignore[no-any-return]
 
 
 class MeanShift(PixelClustering):
@@ -58,8 +97,7 @@ class MeanShift(PixelClustering):
         bandwidth = float(estimate_bandwidth(sample, quantile=self.quantile))
         if bandwidth <= 0:  # all sampled pixels identical: one mode
             return np.zeros(n, dtype=np.int32), {"bandwidth": 0.0}
-        model = _SkMeanShift(bandwidth=bandwidth).fit(sample)
-        centres = model.cluster_centers_.astype(np.float32)
+        centres = mean_shift_modes(sample.astype(np.float64), bandwidth).astype(np.float32)
         return nearest_centre(x, centres), {"bandwidth": bandwidth}
 
 

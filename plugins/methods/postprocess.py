@@ -54,7 +54,9 @@ class PostProcess:
                 f"unknown threshold {self.threshold!r}; use fixed, otsu, hysteresis or given"
             )
         if self.split not in ("none", "watershed", "score_watershed"):
-            raise ValueError(f"unknown split {self.split!r}; use none, watershed or score_watershed")
+            raise ValueError(
+                f"unknown split {self.split!r}; use none, watershed or score_watershed"
+            )
         if self.threshold == "hysteresis" and self.low > self.high:
             raise ValueError(f"hysteresis needs low <= high, got {self.low} > {self.high}")
         if self.min_distance < 1:

@@ -3,11 +3,12 @@
 Features of a pixel: the grey values of the ``patch``×``patch`` window around it (``patch=1``:
 the pixel's own grey value), optionally its colour and Gabor responses
 (:mod:`plugins.methods.features`).  Labels: nucleus classes when every training sample has a
-class map (``target="auto"`` or ``"classes"``), else nucleus/background.  Per image all labelled
-pixels are candidates and the background is down-sampled to the number of nucleus pixels; each
-of ``n_forests`` forests trains on its own group of patients (``meta["patient"]``, else a
-round-robin group of images), capped at ``max_train_pixels``.  Prediction: majority vote of the
-forests, an optional ``majority_size`` spatial majority filter of the class map, then the
+class map (``target="auto"`` or ``"classes"``), else nucleus/background.  Each of ``n_forests``
+forests trains on its own group of patients (``meta["patient"]``, else a round-robin group of
+images) with at most ``max_train_pixels`` pixels, shared evenly by the group's images: per
+image up to half its share of nucleus pixels and as many background pixels (the background is
+down-sampled to balance the classes).  Prediction: majority vote of the forests, an optional
+``majority_size`` spatial majority filter of the class map, then the
 shared post-processing.  Trees are stored as arrays (:mod:`plugins.methods.forest_arrays`).
 """
 
@@ -54,9 +55,13 @@ class RandomForest(Method):
         if patch < 1 or patch % 2 == 0:
             raise ValueError(f"random_forest: patch must be a positive odd number, got {patch}")
         if target not in ("auto", "foreground", "classes"):
-            raise ValueError(f"random_forest: target must be auto, foreground or classes, got {target!r}")
+            raise ValueError(
+                f"random_forest: target must be auto, foreground or classes, got {target!r}"
+            )
         if min(n_forests, n_trees, max_depth, max_train_pixels) < 1:
-            raise ValueError("random_forest: n_forests, n_trees, max_depth, max_train_pixels must be >= 1")
+            raise ValueError(
+                "random_forest: n_forests, n_trees, max_depth, max_train_pixels must be >= 1"
+            )
         PostProcess.for_mask(postprocess, min_size=min_size)
         self.patch = patch
         self.colour = colour
@@ -97,7 +102,9 @@ class RandomForest(Method):
     def _use_classes(self, train: Sequence[Sample]) -> bool:
         have = all(s.classes is not None for s in train)
         if self.target == "classes" and not have:
-            raise ValueError("random_forest: target='classes' but some training samples have no class map")
+            raise ValueError(
+                "random_forest: target='classes' but some training samples have no class map"
+            )
         return have if self.target == "auto" else self.target == "classes"
 
     def _groups(self, train: Sequence[Sample]) -> list[list[int]]:
@@ -110,18 +117,22 @@ class RandomForest(Method):
         assign = {k: i % n for i, k in enumerate(unique)}
         return [[i for i, k in enumerate(keys) if assign[k] == g] for g in range(n)]
 
-    def _pixels(self, sample: Sample, use_classes: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def _pixels(
+        self, sample: Sample, use_classes: bool, cap: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Features and labels of at most ``cap`` pixels: nucleus pixels (up to half the cap)
+        and as many background pixels (at least 100 when the image has no nucleus)."""
         labels = sample.classes if use_classes else sample.foreground
         labels = np.asarray(labels, dtype=np.int64)
-        flat, offsets, wp, r = self._lookup(sample.image)
         valid = np.ones(labels.shape, bool) if sample.ignore is None else ~sample.ignore
         fg = np.flatnonzero((labels > 0) & valid)
         bg = np.flatnonzero((labels == 0) & valid)
+        fg = rng.choice(fg, min(len(fg), max(cap // 2, 1)), replace=False)
         bg = rng.choice(bg, min(len(bg), max(len(fg), 100)), replace=False)
         idx = np.concatenate([fg, bg])
+        flat, offsets, wp, r = self._lookup(sample.image)
         base = self._base(idx // labels.shape[1], idx % labels.shape[1], wp, r)
-        x = flat[base[:, None] + offsets[None, :]]
-        return x, labels.ravel()[idx]
+        return flat[base[:, None] + offsets[None, :]], labels.ravel()[idx]
 
     def fit(self, train: Sequence[Sample], validation: Sequence[Sample]) -> None:
         if not train:
@@ -130,7 +141,8 @@ class RandomForest(Method):
         use_classes = self._use_classes(train)
         forests, all_labels = [], []
         for group in self._groups(train):
-            parts = [self._pixels(train[i], use_classes, rng) for i in group]
+            cap = -(-self.max_train_pixels // len(group))  # per image, rounded up
+            parts = [self._pixels(train[i], use_classes, cap, rng) for i in group]
             x = np.concatenate([p[0] for p in parts])
             y = np.concatenate([p[1] for p in parts])
             if len(y) > self.max_train_pixels:

@@ -29,7 +29,11 @@ def grey_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def rbf_decision(
-    x: np.ndarray, support_vectors: np.ndarray, dual_coef: np.ndarray, intercept: float, gamma: float
+    x: np.ndarray,
+    support_vectors: np.ndarray,
+    dual_coef: np.ndarray,
+    intercept: float,
+    gamma: float,
 ) -> np.ndarray:
     """Σ_i α_i exp(-γ‖x - s_i‖²) + b for each row of ``x`` (sklearn's binary decision_function)."""
     if len(support_vectors) == 0:
@@ -77,13 +81,19 @@ class SiftSvm(Method):
         self.max_train_keypoints = max_train_keypoints
         self._svm: dict[str, np.ndarray] | None = None
 
-    def keypoints(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def keypoints(
+        self, image: np.ndarray, mask: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(points N×2 int row/col, descriptors N×128), one keypoint per distinct pixel."""
         grey = grey_uint8(image)
         if self.denoise_h > 0:
             grey = cv2.fastNlMeansDenoising(grey, None, h=float(self.denoise_h))
-        sift = cv2.SIFT_create(nfeatures=self.max_keypoints, contrastThreshold=self.contrast_threshold)
-        kps, desc = sift.detectAndCompute(grey, None if mask is None else mask.astype(np.uint8) * 255)
+        sift = cv2.SIFT_create(
+            nfeatures=self.max_keypoints, contrastThreshold=self.contrast_threshold
+        )
+        kps, desc = sift.detectAndCompute(
+            grey, None if mask is None else mask.astype(np.uint8) * 255
+        )
         if not kps or desc is None:
             return np.zeros((0, 2), np.int64), np.zeros((0, 128), np.float32)
         h, w = grey.shape
@@ -132,7 +142,13 @@ class SiftSvm(Method):
             raise RuntimeError("sift_svm: predict() before fit() or load_state_dict()")
         points, desc = self.keypoints(image)
         s = self._svm
-        decision = rbf_decision(desc, s["support_vectors"], s["dual_coef"], float(s["intercept"][0]), float(s["gamma"][0]))
+        decision = rbf_decision(
+            desc,
+            s["support_vectors"],
+            s["dual_coef"],
+            float(s["intercept"][0]),
+            float(s["gamma"][0]),
+        )
         labels = (decision > 0).astype(np.int64)
         return Prediction(
             detections={"points": points, "labels": labels},
@@ -145,7 +161,9 @@ class SiftSvm(Method):
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         missing = [k for k in _STATE_KEYS if k not in state]
         if missing:
-            raise ValueError(f"sift_svm: fitted state lacks {', '.join(missing)}; was it saved by sift_svm?")
+            raise ValueError(
+                f"sift_svm: fitted state lacks {', '.join(missing)}; was it saved by sift_svm?"
+            )
         self._svm = {k: np.asarray(state[k], dtype=np.float64) for k in _STATE_KEYS}
 
 

@@ -6,11 +6,16 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from sklearn.cluster import MeanShift as SkMeanShift
+from sklearn.cluster import estimate_bandwidth
+from threadpoolctl import threadpool_limits
 
 from harness import Method, RunContext, Sample
+from plugins.datasets.synthetic import Synthetic
 from plugins.methods.clustering import nearest_centre
+from plugins.methods.features import pixel_features
 from plugins.methods.kmeans import KMeans
-from plugins.methods.meanshift import MeanShift
+from plugins.methods.meanshift import MeanShift, mean_shift_modes
 
 Split = tuple[list[Sample], list[Sample]]
 
@@ -91,3 +96,14 @@ def test_nearest_centre_matches_brute_force() -> None:
     x, centres = rng.normal(size=(500, 4)), rng.normal(size=(5, 4))
     brute = np.argmin(((x[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
     assert np.array_equal(nearest_centre(x, centres, chunk=64), brute)
+
+
+@pytest.mark.parametrize("index", [0, 1])  # one brightfield (RGB), one fluorescence (grey)
+def test_mean_shift_modes_equal_sklearn(index: int) -> None:
+    image = Synthetic(style="mixed").load("train", f"train_{index:04d}").image
+    x = pixel_features(image, ("colour", "position", "gabor")).astype(np.float64)
+    x = x[np.random.default_rng(index).choice(len(x), 200, replace=False)]
+    bandwidth = estimate_bandwidth(x, quantile=0.3)
+    with threadpool_limits(1):
+        expected = SkMeanShift(bandwidth=bandwidth).fit(x).cluster_centers_
+    np.testing.assert_allclose(mean_shift_modes(x, bandwidth), expected, rtol=0, atol=1e-9)

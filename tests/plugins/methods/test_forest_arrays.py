@@ -8,6 +8,7 @@ from sklearn.ensemble import RandomForestClassifier
 
 from plugins.methods.forest_arrays import (
     check_packed,
+    float32_below,
     forest_probabilities,
     forest_votes,
     matrix_lookup,
@@ -42,7 +43,8 @@ def test_probabilities_equal_sklearn_predict_proba(data: tuple[np.ndarray, np.nd
 def test_majority_vote_of_forests(data: tuple[np.ndarray, np.ndarray]) -> None:
     x, y = data
     forests = [
-        RandomForestClassifier(n_estimators=4, max_depth=3, random_state=s).fit(x, y) for s in range(3)
+        RandomForestClassifier(n_estimators=4, max_depth=3, random_state=s).fit(x, y)
+        for s in range(3)
     ]
     packed = pack_forests(forests, np.unique(y))
     labels, _ = forest_votes(packed, *matrix_lookup(x))
@@ -58,3 +60,20 @@ def test_majority_vote_of_forests(data: tuple[np.ndarray, np.ndarray]) -> None:
 def test_check_packed_names_missing_arrays() -> None:
     with pytest.raises(ValueError, match="lacks .*threshold"):
         check_packed({"left": np.zeros(1)}, "random_forest")
+
+
+def test_float32_below_preserves_every_comparison() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=2000).astype(np.float32)
+    # thresholds as sklearn makes them: midpoints of float32 neighbours (not float32 themselves),
+    # plus exact float32 values and +inf for leaves
+    midpoints = (values[:-1].astype(np.float64) + np.nextafter(values[:-1], np.float32(np.inf))) / 2
+    thresholds = np.concatenate([midpoints, values.astype(np.float64), [np.inf]])
+    below = float32_below(thresholds)
+    assert below.dtype == np.float32
+    for v in (values, np.nextafter(values, np.float32(np.inf))):
+        exact = v[:, None].astype(np.float64) > thresholds[None, :400]
+        assert np.array_equal(v[:, None] > below[None, :400], exact)
+    assert np.array_equal(
+        values[:-1] > below[: len(midpoints)], values[:-1].astype(np.float64) > midpoints
+    )

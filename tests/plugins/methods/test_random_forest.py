@@ -46,7 +46,7 @@ def test_state_round_trip_gives_identical_predictions(synthetic_bf: Split, tmp_p
 
 
 def test_deterministic_under_a_seed(synthetic_bf: Split) -> None:
-    train, test = synthetic_bf
+    train, _ = synthetic_bf
     a, b = fitted(train, seed=5, n_trees=4), fitted(train, seed=5, n_trees=4)
     for key, value in a.state_dict().items():
         assert np.array_equal(value, b.state_dict()[key]), key
