@@ -15,7 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from harness.types import Dataset, MetricSpec, Method
+    from harness.types import Dataset, Method, MetricSpec
 
 PROJECT = "segbench"
 hookspec = pluggy.HookspecMarker(PROJECT)

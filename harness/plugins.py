@@ -20,7 +20,7 @@ from typing import Any, Literal
 import pluggy
 
 from harness import hookspecs
-from harness.types import Dataset, MetricSpec, Method, PluginError
+from harness.types import Dataset, Method, MetricSpec, PluginError
 
 ENTRY_POINT_GROUP = "segbench"
 OWN_DISTRIBUTION = "segbench"
@@ -95,12 +95,12 @@ class Registry:
     def add(self, kind: Kind, obj: Any, source: Source) -> None:
         name = getattr(obj, "name", None)
         label = f"{kind} from {source.distribution} (entry point {source.entry_point!r})"
+        _validate(kind, obj, label)
         if not isinstance(name, str) or not _NAME.match(name):
             raise PluginError(
                 f"{label}: name {name!r} must be lowercase letters, digits, '_' or '-', "
                 "starting with a letter"
             )
-        _validate(kind, obj, label)
         table = self.table(kind)
         if name in table:
             other = table[name].source

@@ -180,11 +180,13 @@ class Dataset(Plugin, abc.ABC):
     path, what was expected and how to obtain the data.
     """
 
-    provides: ClassVar[frozenset[str]] = frozenset({"foreground", "instances"})
+    # provides and class_names may depend on parameters (e.g. a class map on or off), so an
+    # instance may override them; the rest is fixed per class.
+    provides: frozenset[str] = frozenset({"foreground", "instances"})
     splits: ClassVar[tuple[str, ...]] = ("train", "test")
     train_split: ClassVar[str | None] = "train"
     eval_splits: ClassVar[tuple[str, ...]] = ("test",)
-    class_names: ClassVar[tuple[str, ...]] = ("background", "foreground")
+    class_names: tuple[str, ...] = ("background", "foreground")
     license: ClassVar[str] = ""
     citation: ClassVar[str] = ""
     primary_metrics: ClassVar[tuple[str, ...]] = ("dice", "iou")
@@ -238,6 +240,8 @@ class Method(Plugin, abc.ABC):
     learns: ClassVar[bool] = False
     requires: ClassVar[frozenset[str]] = frozenset()
     uses_gpu: ClassVar[bool] = False
+    #: Parameters the conformance kit uses instead of the defaults (e.g. a tiny network).
+    conformance_params: ClassVar[Mapping[str, Any]] = {}
 
     context: RunContext = RunContext()
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from harness.hookspecs import hookimpl
 
+MODULES = ("inspect", "run", "leaderboard", "check")
+
 
 @hookimpl
 def bench_register_commands(cli: click.Group) -> None:
-    from harness.commands import inspect
-
-    for command in inspect.COMMANDS:
-        cli.add_command(command)
+    for name in MODULES:
+        module = importlib.import_module(f"harness.commands.{name}")
+        for command in module.COMMANDS:
+            cli.add_command(command)

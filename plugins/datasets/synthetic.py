@@ -32,15 +32,20 @@ def render(
     radius: tuple[float, float],
     style: str,
     touching: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return (RGB uint8 image, int32 instance map) with up to ``n_objects`` ellipses."""
+    n_classes: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (RGB uint8 image, int32 instance map, int32 class map) with up to ``n_objects``
+    ellipses; with ``n_classes`` > 0 each object gets a class 1..n_classes that shifts its
+    colour and size (the class map is all zeros otherwise)."""
     instances = np.zeros((height, width), dtype=np.int32)
+    object_class = np.zeros(n_objects + 1, dtype=np.int32)
     yy, xx = np.mgrid[0:height, 0:width]
     next_id = 1
     for _ in range(n_objects * 20):
         if next_id > n_objects:
             break
-        a = rng.uniform(*radius)
+        cls = int(rng.integers(1, n_classes + 1)) if n_classes else 0
+        a = rng.uniform(*radius) * (1.0 + 0.25 * max(cls - 1, 0))
         b = a * rng.uniform(0.6, 1.0)
         cy, cx = rng.uniform(0, height), rng.uniform(0, width)
         theta = rng.uniform(0, np.pi)
@@ -53,6 +58,7 @@ def render(
         if not touching and (instances[ndi.binary_dilation(mask, iterations=2)] > 0).any():
             continue
         instances[mask] = next_id
+        object_class[next_id] = cls
         next_id += 1
 
     fg = instances > 0
@@ -64,7 +70,8 @@ def render(
     else:
         background = np.array([12.0, 12.0, 12.0])
         nucleus = np.array([200.0, 200.0, 200.0])
-    shade = rng.uniform(0.85, 1.15, size=n_objects + 1)[instances]
+    shade = rng.uniform(0.85, 1.15, size=n_objects + 1)
+    shade = (shade * (1.0 - 0.3 * np.maximum(object_class - 1, 0) / max(n_classes, 1)))[instances]
     colour = np.where(fg[..., None], nucleus * shade[..., None], background)
     colour = colour + 12.0 * texture[..., None]
     colour = ndi.gaussian_filter(colour, sigma=(1.0, 1.0, 0))
@@ -72,11 +79,11 @@ def render(
     if style == "fluorescence":
         colour = np.repeat(colour.mean(axis=2, keepdims=True), 3, axis=2)
     image = np.clip(np.rint(colour), 0, 255).astype(np.uint8)
-    return image, instances
+    return image, instances, object_class[instances]
 
 
 class Synthetic(Dataset):
-    """Seeded synthetic nuclei; sizes, counts and style are parameters."""
+    """Seeded synthetic nuclei; sizes, counts, style and number of classes are parameters."""
 
     name = "synthetic"
     version = "1"
@@ -85,7 +92,7 @@ class Synthetic(Dataset):
     splits = ("train", "validation", "test")
     train_split = "train"
     eval_splits = ("test",)
-    class_names = ("background", "nucleus")
+    class_names: tuple[str, ...] = ("background", "nucleus")
     license = "CC0-1.0 (generated)"
     citation = "segbench synthetic nuclei generator"
     primary_metrics = ("dice", "iou")
@@ -102,6 +109,7 @@ class Synthetic(Dataset):
         radius_max: float = 9.0,
         style: Literal["brightfield", "fluorescence", "mixed"] = "brightfield",
         touching: bool = True,
+        n_classes: int = 0,
         seed: int = 0,
     ) -> None:
         if style not in (*_STYLES, "mixed"):
@@ -116,7 +124,11 @@ class Synthetic(Dataset):
         self.radius_max = radius_max
         self.style = style
         self.touching = touching
+        self.n_classes = n_classes
         self.seed = seed
+        if n_classes:
+            self.provides = frozenset({"foreground", "instances", "classes"})
+            self.class_names = ("background", *[f"class_{i}" for i in range(1, n_classes + 1)])
 
     def sample_ids(self, split: str) -> list[str]:
         self._check_split(split)
@@ -128,7 +140,7 @@ class Synthetic(Dataset):
         index = int(sample_id.rsplit("_", 1)[1])
         rng = _rng(self.seed, split, index)
         style = self.style if self.style != "mixed" else _STYLES[index % 2]
-        image, instances = render(
+        image, instances, classes = render(
             rng,
             self.height,
             self.width,
@@ -136,12 +148,17 @@ class Synthetic(Dataset):
             (self.radius_min, self.radius_max),
             style,
             self.touching,
+            self.n_classes,
         )
+        meta = {"style": style, "split": split, "index": index}
+        if self.n_classes:
+            meta["positive_classes"] = (1,)
         return Sample(
             id=sample_id,
             image=image,
             instances=instances,
-            meta={"style": style, "split": split, "index": index},
+            classes=classes if self.n_classes else None,
+            meta=meta,
         )
 
 

@@ -1,0 +1,48 @@
+# Set-up and entry points. `make run`: the main job on the embedded data; `make test`: the suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip install -q -c constraints.txt
+
+.PHONY: run test check bench lint leaderboard-sample clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# Light install: the harness, the classical methods and the metrics; no torch.
+$(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) -e .
+	touch $@
+
+# Everything the test suite needs: deep-learning extras, test tools, reference packages,
+# and the example third-party plugin (so the suite exercises the entry-point path).
+$(VENV)/.dev: $(BIN)/python pyproject.toml constraints.txt examples/plugin-template/pyproject.toml
+	$(PIP) -e '.[dev,deep,reference]' -e examples/plugin-template
+	touch $@ $(VENV)/.core
+
+run: $(VENV)/.core
+	$(BIN)/bench run
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest tests examples/plugin-template/tests
+	$(MAKE) --no-print-directory check
+
+# The CI regression gate: the default run against the committed embedded-data leaderboard.
+check: $(VENV)/.core
+	$(BIN)/bench run --quiet
+	$(BIN)/bench check --baseline leaderboards/dsb2018-sample/$$(cat leaderboards/dsb2018-sample/LATEST)/leaderboard.csv
+
+bench: $(VENV)/.dev
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check harness plugins tests
+	$(BIN)/mypy
+
+leaderboard-sample: $(VENV)/.core
+	$(BIN)/bench run --quiet
+	$(BIN)/bench leaderboard --dataset dsb2018-sample
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .benchmarks

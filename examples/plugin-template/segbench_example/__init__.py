@@ -1,0 +1,1 @@
+"""A template segbench plugin package."""

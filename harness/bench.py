@@ -1,0 +1,232 @@
+"""The programmatic API behind ``bench run`` and ``bench leaderboard``.
+
+>>> from harness.bench import run_benchmark, build_leaderboard   # doctest: +SKIP
+>>> result = run_benchmark(registry, [("synthetic", {})], [("otsu", {})], seeds=[0])
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import importlib.util
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness.executors import get_executor
+from harness.leaderboard import RankedMetric, measured_rows, rank, reference_rows, to_csv
+from harness.plugins import Registry, unknown_message
+from harness.provenance import provenance
+from harness.runner import CellSpec, RunResult, plan
+from harness.store import Store
+from harness.types import BUDGETS, PluginError
+
+DEFAULT_DATASETS = ("dsb2018-sample",)
+DEFAULT_METHODS = ("otsu",)
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas that are not inside parentheses."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_value(text: str) -> Any:
+    text = text.strip()
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_specs(text: str, known: Sequence[str], kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """``"a,b(k=v,k2=3)"`` → ``[("a", {}), ("b", {"k": "v", "k2": 3})]``; ``all`` → every name."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for item in _split_top(text):
+        if item == "all":
+            out += [(name, {}) for name in sorted(known)]
+            continue
+        name, params = item, {}
+        if "(" in item:
+            if not item.endswith(")"):
+                raise PluginError(f"cannot parse {kind} {item!r}; expected NAME or NAME(key=value, …)")
+            name, inner = item[:-1].split("(", 1)
+            for pair in _split_top(inner):
+                if "=" not in pair:
+                    raise PluginError(f"{kind} {name!r}: parameter {pair!r} is not key=value")
+                k, v = pair.split("=", 1)
+                params[k.strip()] = parse_value(v)
+        name = name.strip()
+        if name not in known:
+            raise PluginError(unknown_message(kind, name, known))
+        out.append((name, params))
+    return out
+
+
+def resolve_device(device: str, registry: Registry, methods: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """``auto`` → ``cuda`` when a chosen method uses a GPU and torch sees one, else ``cpu``."""
+    if device != "auto":
+        return device
+    wants_gpu = any(registry.get("method", m).obj.uses_gpu for m, _ in methods)
+    if not wants_gpu or importlib.util.find_spec("torch") is None:
+        return "cpu"
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_benchmark(
+    registry: Registry,
+    datasets: Sequence[tuple[str, Mapping[str, Any]]],
+    methods: Sequence[tuple[str, Mapping[str, Any]]],
+    seeds: Sequence[int] = (0,),
+    *,
+    budget: str = "quick",
+    device: str = "auto",
+    metrics: Sequence[str] | None = None,
+    executor: str = "local",
+    jobs: int = 1,
+    cell_timeout: float | None = None,
+    force: bool = False,
+    store: Store | None = None,
+    run_id: str | None = None,
+    on_event: Callable[[str, CellSpec, Mapping[str, Any] | None], None] | None = None,
+) -> RunResult:
+    """Plan, skip what is finished, execute the rest, and record the run's manifest."""
+    store = store or Store()
+    if metrics:
+        for name in metrics:
+            registry.get("metric", name)  # unknown names fail early with a suggestion
+    device = resolve_device(device, registry, methods)
+    cells = plan(registry, datasets, methods, seeds, budget=budget, device=device, metrics=metrics)
+    run_id = run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+    manifest: dict[str, Any] = {
+        "status": "running",
+        "cells": [c.key for c in cells],
+        "datasets": [[n, dict(p)] for n, p in datasets],
+        "methods": [[n, dict(p)] for n, p in methods],
+        "seeds": list(seeds),
+        "budget": BUDGETS[budget].as_dict(),
+        "device": device,
+        "executor": executor,
+        **provenance(registry),
+    }
+    store.write_run(run_id, manifest)
+    store.clean_partial()
+    result = RunResult(run_id=run_id, cells=cells)
+    runner = get_executor(executor)(store.root, jobs=jobs, cell_timeout=cell_timeout, registry=registry)
+    hook = registry.pm.hook if registry.pm is not None else None
+    for cell in cells:
+        if not force and store.is_finished(cell.key):
+            result.records[cell.key] = store.cell(cell.key) or {}
+            result.reused += 1
+            if on_event:
+                on_event("reused", cell, result.records[cell.key])
+            continue
+        runner.submit(cell)
+        if hook is not None:
+            hook.bench_cell_started(cell=cell.describe())
+        if on_event:
+            on_event("submitted", cell, None)
+    for cell, record in runner.as_completed():
+        result.records[cell.key] = record
+        if hook is not None:
+            hook.bench_cell_finished(cell=cell.describe(), record=record)
+        if on_event:
+            on_event("finished", cell, record)
+    manifest.update(status="finished", counts=result.counts(), reused=result.reused)
+    store.write_run(run_id, manifest)
+    if hook is not None:
+        hook.bench_run_finished(run={"run_id": run_id, "cells": manifest["cells"], "counts": manifest["counts"]})
+    return result
+
+
+def ranked_metrics(registry: Registry, dataset_name: str, chosen: Sequence[str] | None, splits: Sequence[str]) -> list[RankedMetric]:
+    ds_cls = registry.get("dataset", dataset_name).obj
+    names = list(chosen) if chosen else [m for m in ds_cls.primary_metrics if m in registry.metrics]
+    if not names:
+        raise PluginError(
+            f"dataset {dataset_name!r} ranks by {', '.join(ds_cls.primary_metrics)}, none of which is "
+            "installed; choose metrics with --metrics"
+        )
+    out = []
+    for name in names:
+        spec = registry.metric(name)
+        out.append(RankedMetric(name=name, higher_is_better=spec.higher_is_better, splits=tuple(splits)))
+    return out
+
+
+def build_leaderboard(
+    registry: Registry,
+    store: Store,
+    run: Mapping[str, Any],
+    dataset: str,
+    *,
+    metrics: Sequence[str] | None = None,
+    reference: Path | None = None,
+    reference_citation: str | None = None,
+) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
+    """(CSV text, ranked rows, provenance) for one dataset of a stored run."""
+    records = [store.cell(k) for k in run["cells"]]
+    mine = [r for r in records if r is not None and r.get("dataset") == dataset]
+    if not mine:
+        present = sorted({r["dataset"] for r in records if r})
+        raise PluginError(f"run {run['run_id']} has no results for dataset {dataset!r}; it has: {', '.join(present) or '(none)'}")
+    splits = mine[0]["eval_splits"]
+    ranked = ranked_metrics(registry, dataset, metrics, splits)
+    specs = {m.name: registry.metric(m.name) for m in ranked}
+    rows = measured_rows(store, run["cells"], dataset, ranked, specs)
+    if reference is not None:
+        rows += reference_rows(reference, ranked)
+    table = rank(rows, ranked)
+    ds = registry.dataset(dataset, **(mine[0].get("dataset_params") or {}))
+    prov = {
+        **provenance(registry),
+        "dataset": dataset,
+        "dataset_version": ds.version,
+        "dataset_params": mine[0].get("dataset_params") or {},
+        "dataset_license": ds.license,
+        "dataset_citation": ds.citation,
+        "dataset_splits": {s: ds.sample_ids(s) for s in ds.splits},
+        "run_id": run["run_id"],
+        "run_command": run.get("command"),
+        "run_segbench": run.get("segbench"),
+        "cells": [r["key"] for r in mine],
+        "seeds": sorted({r["seed"] for r in mine}),
+        "budget": run.get("budget"),
+        "ranking": {
+            "metrics": [{"name": m.name, "higher_is_better": m.higher_is_better, "splits": list(m.splits)} for m in ranked],
+            "method": "standard competition ranking per column; rows by sum of ranks",
+        },
+    }
+    if reference is not None:
+        prov["reference"] = {"file": reference.name, "citation": reference_citation or ""}
+    method_notes = sorted({
+        f"- `{r['method']}`: {registry.get('method', r['method']).obj.description}"
+        for r in mine if r["method"] in registry.methods and registry.get("method", r["method"]).obj.description
+    })
+    if method_notes:
+        prov["notes"] = ["Methods:", *method_notes]
+    return to_csv(table, ranked), table, prov
+
+
+
+
+__all__ = ["DEFAULT_DATASETS", "DEFAULT_METHODS", "build_leaderboard", "parse_specs", "run_benchmark"]

@@ -1,0 +1,107 @@
+"""``bench leaderboard``: versioned, ranked tables from a stored run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from harness.bench import build_leaderboard
+from harness.cli import registry_from
+from harness.leaderboard import write_version
+from harness.plugins import Registry
+from harness.store import Store
+from harness.types import PluginError
+
+
+def rich_table(title: str, rows: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any]) -> Table:
+    metrics = provenance["ranking"]["metrics"]
+    table = Table(title=title, title_justify="left")
+    table.add_column("rank", justify="right")
+    table.add_column("entry")
+    for m in metrics:
+        arrow = "↑" if m["higher_is_better"] else "↓"
+        for split in m["splits"]:
+            table.add_column(f"{m['name']} {arrow}\n{split}", justify="right")
+            table.add_column("rk", justify="right")
+    table.add_column("Σ rank", justify="right")
+    profile = [c for c in ("fit_s", "latency_p50_ms", "images_per_s", "peak_rss_mb") if any(r.get(c) not in ("", None) for r in rows)]
+    for col in profile:
+        table.add_column(col, justify="right")
+    table.add_column("status")
+    for r in rows:
+        cells = [str(r["rank"]), r["entry"] + (" †" if r["source"] == "published" else "")]
+        for m in metrics:
+            for split in m["splits"]:
+                cells += [str(r[f"{m['name']}.{split}.score"]), str(r[f"{m['name']}.{split}.rank"])]
+        cells.append(str(r["rank_sum"]))
+        cells += [_fmt(r.get(c)) for c in profile]
+        status = r["status"]
+        cells.append(status if status == "ok" else f"[red]{status[:80]}[/]")
+        table.add_row(*cells)
+    return table
+
+
+def _fmt(v: Any) -> str:
+    if v in ("", None):
+        return ""
+    return f"{float(v):.3g}" if isinstance(v, (int, float)) else str(v)
+
+
+def datasets_in_run(store: Store, run: Mapping[str, Any]) -> list[str]:
+    names = []
+    for key in run["cells"]:
+        rec = store.cell(key)
+        if rec is not None and rec["dataset"] not in names:
+            names.append(rec["dataset"])
+    return names
+
+
+def wide_console() -> Console:
+    """A console that does not squeeze tables to 80 columns when output is not a terminal."""
+    console = Console()
+    return console if console.is_terminal else Console(width=220)
+
+
+def show(registry: Registry, store: Store, run: Mapping[str, Any], metrics: Sequence[str] | None = None) -> None:
+    console = wide_console()
+    for dataset in datasets_in_run(store, run):
+        try:
+            _, rows, prov = build_leaderboard(registry, store, run, dataset, metrics=metrics)
+        except PluginError as exc:
+            console.print(f"[yellow]no table for {dataset}:[/] {exc}")
+            continue
+        console.print(rich_table(f"{dataset} — run {run['run_id']}", rows, prov))
+
+
+@click.command("leaderboard")
+@click.option("--run", "run_id", default="latest", show_default=True, help="Run id in the store.")
+@click.option("--store", "store_path", type=click.Path(path_type=Path), envvar="BENCH_RUNS", default="runs", show_default=True)
+@click.option("--dataset", "datasets", multiple=True, help="Dataset(s) of the run (default: all of them).")
+@click.option("--metrics", default=None, help="Comma-separated metrics to rank (default: the dataset's primary metrics).")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Published results CSV (entry, split, one column per metric).")
+@click.option("--reference-citation", default=None, help="Where the published results come from.")
+@click.option("--out", "out_root", type=click.Path(path_type=Path), default="leaderboards", show_default=True)
+@click.option("--version", "version", default=None, help="Version folder name (default: next vN; unchanged tables reuse the latest).")
+@click.pass_context
+def leaderboard_cmd(ctx: click.Context, run_id: str, store_path: Path, datasets: tuple[str, ...], metrics: str | None,
+                    reference: Path | None, reference_citation: str | None, out_root: Path, version: str | None) -> None:
+    """Write leaderboards/<dataset>/<version>/leaderboard.{csv,md} and run.json from a run."""
+    registry = registry_from(ctx)
+    store = Store(store_path)
+    run = store.run(run_id)
+    chosen = [m.strip() for m in metrics.split(",")] if metrics else None
+    console = wide_console()
+    for dataset in datasets or datasets_in_run(store, run):
+        text, rows, prov = build_leaderboard(registry, store, run, dataset, metrics=chosen,
+                                             reference=reference, reference_citation=reference_citation)
+        folder, new = write_version(out_root, dataset, text, prov, version)
+        console.print(rich_table(f"{dataset} ({folder.name})", rows, prov))
+        console.print(f"{'wrote' if new else 'unchanged, kept'} {folder}")
+
+
+COMMANDS = [leaderboard_cmd]

@@ -1,0 +1,48 @@
+"""Run cells one after another in this process."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from harness.executors.base import Executor
+from harness.runner import CellSpec, CellTimeout, execute_cell
+
+
+@contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise CellTimeout in the body after ``seconds`` (main thread on POSIX; else no limit).
+
+    Python code is interrupted promptly; a long call into native code is interrupted when it
+    returns.  Use the ``process`` executor for a hard limit.
+    """
+    usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def _raise(signum: int, frame: object) -> None:
+        raise CellTimeout(f"cell exceeded {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+class LocalExecutor(Executor):
+    name = "local"
+    on_image: Callable[[str, str], None] | None = None
+
+    def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
+        while self._pending:
+            cell = self._pending.pop(0)
+            with time_limit(self.cell_timeout):
+                record = execute_cell(cell, self.store_root, self.registry, self.on_image)
+            yield cell, record

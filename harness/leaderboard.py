@@ -1,0 +1,228 @@
+"""Ranked leaderboards, laid out like the GlaS 2015 challenge table.
+
+For each ranked metric and each evaluation split: a Score and a Rank column; then the sum of
+ranks and the overall rank.  Ranking is standard competition ranking (ties share the best rank:
+1, 2, 2, 4), computed on the scores as written in the CSV (rounded to ``DECIMALS``), in each
+metric's direction.  Rows are sorted by the sum of ranks; equal sums share the overall rank and
+are listed by entry name.  Entries that failed, were skipped or are incomplete (some image
+failed) are listed with their status and not ranked.  Published results (``--reference``) are
+ranked alongside measured ones and marked as published.  Everything is computed from stored
+records: per-image statistics are reduced again here, never copied from cell summaries.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.runner import summarise_splits
+from harness.store import Store, write_json_atomic, write_text_atomic
+from harness.types import MetricSpec
+
+DECIMALS = 4
+TIE_BREAK = "equal sums of ranks share the overall rank and are listed by entry name"
+PROFILE_COLUMNS = ("fit_s", "latency_p50_ms", "latency_p95_ms", "images_per_s", "peak_rss_mb", "peak_gpu_mb")
+
+
+@dataclass(frozen=True)
+class RankedMetric:
+    name: str
+    higher_is_better: bool
+    splits: tuple[str, ...]
+
+    def columns(self) -> list[tuple[str, str]]:
+        return [(f"{self.name}.{s}.score", f"{self.name}.{s}.rank") for s in self.splits]
+
+
+@dataclass
+class Row:
+    entry: str
+    source: str  # measured | published
+    status: str = "ok"
+    method: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    scores: dict[str, float | None] = field(default_factory=dict)  # "metric.split" -> score
+    profile: dict[str, float | None] = field(default_factory=dict)
+    device: str = ""
+    budget: str = ""
+
+    @property
+    def rankable(self) -> bool:
+        return self.status == "ok"
+
+
+def competition_ranks(values: Sequence[float], higher_is_better: bool) -> list[int]:
+    """Standard competition ranking ("1224"): ties share the best rank."""
+    signed = [(-v if higher_is_better else v) for v in values]
+    return [1 + sum(1 for other in signed if other < mine) for mine in signed]
+
+
+def measured_rows(
+    store: Store, keys: Sequence[str], dataset: str, metrics: Sequence[RankedMetric], specs: Mapping[str, MetricSpec]
+) -> list[Row]:
+    """One row per entry (method + parameters), averaging split values over seeds."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for key in keys:
+        record = store.cell(key)
+        if record is None or record.get("dataset") != dataset:
+            continue
+        groups.setdefault(record["label"], []).append(record)
+    rows = []
+    for label, records in sorted(groups.items()):
+        records.sort(key=lambda r: r["seed"])
+        row = Row(entry=label, source="measured", method=records[0]["method"], params=records[0]["params"],
+                  seeds=[r["seed"] for r in records], device=records[0].get("device", ""),
+                  budget=records[0].get("budget", "") if records[0].get("learns") else "")
+        bad = [r for r in records if r["status"] != "done"]
+        if bad:
+            row.status = f"{bad[0]['status']}: {bad[0].get('error', '')}".strip()
+            rows.append(row)
+            continue
+        per_seed: dict[str, list[float]] = {}
+        failed = 0
+        for record in records:
+            images = store.images(record["key"])
+            splits = sorted({s for m in metrics for s in m.splits})
+            used = [specs[m.name] for m in metrics]
+            summary = summarise_splits(images, used, splits)
+            for m in metrics:
+                for s in m.splits:
+                    entry = summary.get(s, {}).get(m.name, {})
+                    failed += int(entry.get("n_failed", 0))
+                    if "value" in entry:
+                        per_seed.setdefault(f"{m.name}.{s}", []).append(entry["value"])
+        for m in metrics:
+            for s in m.splits:
+                vals = per_seed.get(f"{m.name}.{s}", [])
+                row.scores[f"{m.name}.{s}"] = round(float(np.mean(vals)), DECIMALS) if len(vals) == len(records) else None
+        if failed or any(v is None for v in row.scores.values()):
+            row.status = f"incomplete: {failed} image/metric evaluations failed"
+        for col in PROFILE_COLUMNS:
+            present = [float(r[col]) for r in records if r.get(col) is not None]
+            if present:
+                row.profile[col] = round(max(present) if col.startswith("peak") else float(np.mean(present)), 3)
+        rows.append(row)
+    return rows
+
+
+def reference_rows(path: Path, metrics: Sequence[RankedMetric]) -> list[Row]:
+    """Published results: columns ``entry, split, <metric>…`` (one row per entry and split)."""
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = set(reader.fieldnames or [])
+        needed = {"entry", "split"} | {m.name for m in metrics}
+        missing = needed - fields
+        if missing:
+            raise ValueError(
+                f"reference file {path}: missing column(s) {', '.join(sorted(missing))}; expected "
+                f"'entry, split' and one column per ranked metric ({', '.join(m.name for m in metrics)})"
+            )
+        rows: dict[str, Row] = {}
+        for line in reader:
+            row = rows.setdefault(line["entry"], Row(entry=line["entry"], source="published"))
+            for m in metrics:
+                if line["split"] in m.splits:
+                    row.scores[f"{m.name}.{line['split']}"] = round(float(line[m.name]), DECIMALS)
+    for row in rows.values():
+        for m in metrics:
+            for s in m.splits:
+                if row.scores.get(f"{m.name}.{s}") is None:
+                    raise ValueError(f"reference file {path}: entry {row.entry!r} has no {m.name} for split {s!r}")
+    return list(rows.values())
+
+
+def rank(rows: list[Row], metrics: Sequence[RankedMetric]) -> list[dict[str, Any]]:
+    """Rank rows and return them as CSV-ready dicts, sorted as the table is read."""
+    ranked = [r for r in rows if r.rankable]
+    out: dict[int, dict[str, Any]] = {id(r): _base(r, metrics) for r in rows}
+    for m in metrics:
+        for score_col, rank_col in m.columns():
+            key = score_col.rsplit(".", 1)[0]
+            ranks = competition_ranks([float(r.scores[key] or 0.0) for r in ranked], m.higher_is_better)
+            for r, k in zip(ranked, ranks, strict=False):
+                out[id(r)][rank_col] = k
+    sums = [sum(out[id(r)][rc] for m in metrics for _, rc in m.columns()) for r in ranked]
+    finals = competition_ranks(sums, higher_is_better=False)
+    for r, total, final in zip(ranked, sums, finals, strict=False):
+        out[id(r)]["rank_sum"] = total
+        out[id(r)]["rank"] = final
+    ordered = sorted(ranked, key=lambda r: (out[id(r)]["rank"], r.entry)) + sorted(
+        (r for r in rows if not r.rankable), key=lambda r: r.entry
+    )
+    return [out[id(r)] for r in ordered]
+
+
+def _base(row: Row, metrics: Sequence[RankedMetric]) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "rank": "", "entry": row.entry, "source": row.source, "status": row.status, "method": row.method,
+        "params": json.dumps(row.params, sort_keys=True) if row.source == "measured" else "",
+        "seeds": " ".join(map(str, row.seeds)), "budget": row.budget,
+    }
+    for m in metrics:
+        for score_col, rank_col in m.columns():
+            score = row.scores.get(score_col.rsplit(".", 1)[0])
+            d[score_col] = "" if score is None else f"{score:.{DECIMALS}f}"
+            d[rank_col] = ""
+    d["rank_sum"] = ""
+    for col in PROFILE_COLUMNS:
+        v = row.profile.get(col)
+        d[col] = "" if v is None else v
+    d["device"] = row.device
+    return d
+
+
+def columns(metrics: Sequence[RankedMetric]) -> list[str]:
+    cols = ["rank", "entry", "source", "status", "method", "params", "seeds", "budget"]
+    for m in metrics:
+        for score_col, rank_col in m.columns():
+            cols += [score_col, rank_col]
+    return cols + ["rank_sum", *PROFILE_COLUMNS, "device"]
+
+
+def to_csv(table: Sequence[Mapping[str, Any]], metrics: Sequence[RankedMetric]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns(metrics), lineterminator="\n")
+    writer.writeheader()
+    for row in table:
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def write_version(
+    out_root: Path, dataset: str, csv_text: str, provenance: Mapping[str, Any], version: str | None = None
+) -> tuple[Path, bool]:
+    """Write ``<out_root>/<dataset>/<version>/`` and point ``LATEST`` at it.
+
+    Without ``version`` the next ``vN`` is used, unless the CSV equals the latest version's
+    (then nothing new is written).  Returns (folder, whether a new version was written).
+    """
+    from harness.report import render_markdown  # local import: report depends on this module
+
+    base = out_root / dataset
+    latest_file = base / "LATEST"
+    if version is None:
+        if latest_file.is_file():
+            latest = base / latest_file.read_text().strip()
+            if (latest / "leaderboard.csv").is_file() and (latest / "leaderboard.csv").read_text() == csv_text:
+                return latest, False
+        existing = [int(p.name[1:]) for p in base.glob("v*") if p.is_dir() and p.name[1:].isdigit()]
+        version = f"v{max(existing, default=0) + 1}"
+    folder = base / version
+    write_text_atomic(folder / "leaderboard.csv", csv_text)
+    write_json_atomic(folder / "run.json", {**provenance, "leaderboard_version": version})
+    write_text_atomic(folder / "leaderboard.md", render_markdown(folder))
+    write_text_atomic(latest_file, version + "\n")
+    return folder, True

@@ -1,0 +1,73 @@
+"""Markdown generated from a leaderboard folder (``leaderboard.csv`` + ``run.json``) alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.leaderboard import PROFILE_COLUMNS, TIE_BREAK, read_csv
+
+PROFILE_TITLES = {
+    "fit_s": "Fit (s)",
+    "latency_p50_ms": "p50 (ms)",
+    "latency_p95_ms": "p95 (ms)",
+    "images_per_s": "img/s",
+    "peak_rss_mb": "Peak RSS (MiB)",
+    "peak_gpu_mb": "Peak GPU (MiB)",
+}
+
+
+def _cell(value: str) -> str:
+    return value.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(folder: Path) -> str:
+    rows = read_csv(folder / "leaderboard.csv")
+    with open(folder / "run.json") as fh:
+        prov: dict[str, Any] = json.load(fh)
+    ranking = prov["ranking"]
+    metrics = ranking["metrics"]
+    lines = [f"# Leaderboard: {prov['dataset']} ({prov.get('leaderboard_version', '')})", ""]
+    header = ["Rank", "Entry"]
+    align = ["---:", ":---"]
+    for m in metrics:
+        arrow = "↑" if m["higher_is_better"] else "↓"
+        for split in m["splits"]:
+            header += [f"{m['name']} {arrow} {split}", "rank"]
+            align += ["---:", "---:"]
+    header.append("Sum of ranks")
+    align.append("---:")
+    profile = [c for c in PROFILE_COLUMNS if any(r.get(c) for r in rows)]
+    header += [PROFILE_TITLES[c] for c in profile] + ["Status"]
+    align += ["---:"] * len(profile) + [":---"]
+    lines += ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    for r in rows:
+        name = r["entry"] + (" †" if r["source"] == "published" else "")
+        cells = [r["rank"], f"`{name}`" if r["source"] == "measured" else name]
+        for m in metrics:
+            for split in m["splits"]:
+                cells += [r[f"{m['name']}.{split}.score"], r[f"{m['name']}.{split}.rank"]]
+        cells.append(r["rank_sum"])
+        cells += [r.get(c, "") for c in profile]
+        cells.append(r["status"])
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    lines += [
+        "",
+        f"Ranks: standard competition ranking per column (ties share the best rank); {TIE_BREAK}. "
+        "↑ higher is better, ↓ lower is better. Entries that failed, were skipped or are "
+        "incomplete are listed and not ranked. † published result"
+        + (f" ({prov['reference']['citation']})" if prov.get("reference", {}).get("citation") else "")
+        + ". Timing and memory are measured, not ranked.",
+        "",
+        f"Measured with segbench {prov['segbench']['version']} (commit {prov['segbench'].get('commit') or 'unknown'}"
+        + (", dirty" if prov["segbench"].get("dirty") else "")
+        + f") on {prov['machine'].get('cpu', '')} ({prov['machine'].get('cpu_count', '?')} cores"
+        + (f", GPU {prov['machine']['gpu']}" if prov["machine"].get("gpu") else ", no GPU")
+        + f"), seeds {', '.join(map(str, prov.get('seeds', [])))}, {prov.get('date', '')}. "
+        "Provenance in run.json.",
+    ]
+    notes = prov.get("notes")
+    if notes:
+        lines += ["", *notes]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,348 @@
+"""Cells = dataset × method (with parameters) × seed: planning, keys and execution.
+
+:func:`plan` turns a selection into :class:`CellSpec` objects whose ``key`` is a hash of
+everything that determines the result; :func:`execute_cell` runs one cell (in whatever process
+an executor chooses) and stores its record.  A failing cell becomes an ``error`` record; a
+method that cannot run on a dataset becomes a ``skipped`` record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import random
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import harness
+from harness.plugins import Registry, build_registry
+from harness.profiler import PeakMemory, Stopwatch, latency_summary
+from harness.store import Store
+from harness.types import BUDGETS, ImagePair, MetricSpec, Prediction, RunContext, Sample
+
+
+class CellTimeout(Exception):
+    """A cell ran past ``--cell-timeout``."""
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything needed to run one cell, as plain data (it crosses process boundaries)."""
+
+    dataset: str
+    dataset_params: Mapping[str, Any]
+    method: str
+    method_params: Mapping[str, Any]
+    seed: int
+    budget: str
+    device: str
+    metrics: tuple[str, ...]
+    eval_splits: tuple[str, ...]
+    key: str = ""
+    label: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "label": self.label,
+            "dataset": self.dataset,
+            "method": self.method,
+            "params": dict(self.method_params),
+            "seed": self.seed,
+        }
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def cell_key(parts: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_canonical(parts).encode()).hexdigest()[:24]
+
+
+def entry_label(method: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
+    """``name`` or ``name(k=v, …)`` listing the parameters that differ from the defaults."""
+    changed = {k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
+    if not changed:
+        return method
+    return f"{method}(" + ", ".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")"
+
+
+def plan(
+    registry: Registry,
+    datasets: Sequence[tuple[str, Mapping[str, Any]]],
+    methods: Sequence[tuple[str, Mapping[str, Any]]],
+    seeds: Sequence[int],
+    *,
+    budget: str = "quick",
+    device: str = "cpu",
+    metrics: Sequence[str] | None = None,
+) -> list[CellSpec]:
+    """The cross product of datasets × methods × seeds, each cell with its key."""
+    if budget not in BUDGETS:
+        raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
+    cells = []
+    for ds_name, ds_params in datasets:
+        dataset = registry.dataset(ds_name, **ds_params)
+        fingerprint = dataset.fingerprint()
+        for m_name, m_params in methods:
+            method = registry.method(m_name, **m_params)
+            params = method.get_params()
+            chosen = applicable_metrics(registry, dataset.provides, method.outputs, metrics)
+            learns = bool(method.learns)
+            for seed in seeds:
+                parts = {
+                    "harness": harness.__version__,
+                    "dataset": fingerprint,
+                    "method": {"name": m_name, "version": method.version, "params": params},
+                    "seed": seed,
+                    "budget": BUDGETS[budget].as_dict() if learns else None,
+                    "device": device if method.uses_gpu else "cpu",
+                    "metrics": {m: registry.metric(m).version for m in chosen},
+                }
+                cells.append(
+                    CellSpec(
+                        dataset=ds_name,
+                        dataset_params=dict(ds_params),
+                        method=m_name,
+                        method_params=params,
+                        seed=int(seed),
+                        budget=budget,
+                        device=device if method.uses_gpu else "cpu",
+                        metrics=tuple(chosen),
+                        eval_splits=tuple(dataset.eval_splits),
+                        key=cell_key(parts),
+                        label=entry_label(m_name, params, type(method).param_defaults()),
+                    )
+                )
+    return cells
+
+
+def applicable_metrics(
+    registry: Registry,
+    reference_provides: frozenset[str],
+    prediction_provides: frozenset[str],
+    selected: Sequence[str] | None = None,
+) -> list[str]:
+    """Metrics whose requirements the dataset and method both meet (all installed, or a
+    selection; a selected metric that is not installed is an error)."""
+    names = list(selected) if selected else sorted(registry.metrics)
+    pred = frozenset(prediction_provides) | ({"foreground"} if prediction_provides & {"instances", "classes"} else set())
+    out = []
+    for name in names:
+        spec = registry.metric(name)
+        if spec.applicable(pred, frozenset(reference_provides)):
+            out.append(name)
+    return out
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_prediction(pred: Prediction, sample: Sample, outputs: frozenset[str], method: str) -> None:
+    if not isinstance(pred, Prediction):
+        raise TypeError(f"method {method!r} returned {type(pred).__name__}, expected harness.Prediction")
+    missing = set(outputs) - set(pred.provides())
+    if missing:
+        raise ValueError(f"method {method!r} declares outputs {sorted(outputs)} but returned no {sorted(missing)}")
+    shape = sample.image.shape[:2]
+    for name in ("foreground", "instances", "classes", "clusters"):
+        arr = getattr(pred, name)
+        if arr is not None and arr.shape != shape:
+            raise ValueError(f"method {method!r}: {name} has shape {arr.shape}, image is {shape}")
+
+
+def score_image(pair: ImagePair, specs: Sequence[MetricSpec]) -> tuple[dict[str, float], dict[str, Any], dict[str, str]]:
+    """Per-image values, statistics and per-metric errors (a metric error fails this image
+    for that metric only)."""
+    values: dict[str, float] = {}
+    stats: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for spec in specs:
+        try:
+            s = {k: float(v) for k, v in spec.statistics(pair).items()}
+            bad = [k for k, v in s.items() if not math.isfinite(v)]
+            if bad:
+                raise ValueError(f"non-finite statistics {bad}")
+            value = spec.image_value(s)
+            if not math.isfinite(value):
+                raise ValueError("non-finite value")
+        except Exception as exc:  # noqa: BLE001 - recorded per image and metric
+            errors[spec.name] = f"{type(exc).__name__}: {exc}"
+            continue
+        values[spec.name] = value
+        stats[spec.name] = s
+    return values, stats, errors
+
+
+def summarise_splits(rows: Sequence[Mapping[str, Any]], specs: Sequence[MetricSpec], splits: Sequence[str]) -> dict[str, Any]:
+    """Split values from stored per-image statistics (used by cells and leaderboards alike)."""
+    out: dict[str, Any] = {}
+    for split in splits:
+        split_rows = [r for r in rows if r["split"] == split]
+        per_metric: dict[str, Any] = {}
+        for spec in specs:
+            stats = [r["stats"][spec.name] for r in split_rows if spec.name in r.get("stats", {})]
+            failed = len(split_rows) - len(stats)
+            entry: dict[str, Any] = {"n_images": len(split_rows), "n_failed": failed}
+            if stats:
+                try:
+                    entry.update(spec.split_values(stats))
+                except Exception as exc:  # noqa: BLE001
+                    entry["error"] = f"{type(exc).__name__}: {exc}"
+                    entry["n_failed"] = len(split_rows)
+            per_metric[spec.name] = entry
+        out[split] = per_metric
+    return out
+
+
+def execute_cell(
+    spec: CellSpec,
+    store_root: str | Path,
+    registry: Registry | None = None,
+    on_image: Callable[[str, str], None] | None = None,
+) -> dict[str, Any]:
+    """Run one cell and store its record; never raises for a failure of the cell itself."""
+    store = Store(store_root)
+    record: dict[str, Any] = {
+        **spec.describe(),
+        "dataset_params": dict(spec.dataset_params),
+        "budget": spec.budget,
+        "device": spec.device,
+        "metrics": list(spec.metrics),
+        "eval_splits": list(spec.eval_splits),
+        "started": _now(),
+        "harness_version": harness.__version__,
+    }
+    rows: list[dict[str, Any]] = []
+    files: dict[str, bytes] = {}
+    try:
+        registry = registry or build_registry(warn=False)
+        dataset = registry.dataset(spec.dataset, **spec.dataset_params)
+        method = registry.method(spec.method, **spec.method_params)
+        record["dataset_version"] = dataset.version
+        record["method_version"] = method.version
+        record["learns"] = method.learns
+        reason = method.not_applicable(dataset)
+        if reason:
+            record.update(status="skipped", error=reason, finished=_now())
+            store.write_cell(spec.key, record, [])
+            return record
+        specs = [registry.metric(m) for m in spec.metrics]
+        _seed_everything(spec.seed)
+        method.setup(RunContext(seed=spec.seed, device=spec.device, budget=BUDGETS[spec.budget],
+                                workdir=store.root / "work" / spec.key))
+        latencies: list[float] = []
+        cuda = spec.device.startswith("cuda")
+        with PeakMemory() as memory:
+            if method.learns:
+                assert dataset.train_split is not None
+                train = list(dataset.samples(dataset.train_split))
+                validation = list(dataset.samples("validation")) if "validation" in dataset.splits else []
+                with Stopwatch(cuda_sync=cuda) as fit_clock:
+                    method.fit(train, validation)
+                record["fit_s"] = fit_clock.seconds
+                del train, validation
+                files.update(_saved_state(method))
+            for split in spec.eval_splits:
+                for sid in dataset.sample_ids(split):
+                    if on_image is not None:
+                        on_image(split, sid)
+                    rows.append(_evaluate_one(dataset, method, split, sid, specs, latencies, cuda))
+        record.update(latency_summary(latencies))
+        record.update(memory.as_dict())
+        record["splits"] = summarise_splits(rows, specs, spec.eval_splits)
+        failed = sum(1 for r in rows if r["status"] != "ok")
+        record["n_failed_images"] = failed
+        if rows and failed == len(rows):
+            raise RuntimeError(f"every image failed; first error: {rows[0].get('error')}")
+        record["status"] = "done"
+    except MemoryError:
+        record.update(status="error", error="out of memory (MemoryError)")
+    except CellTimeout as exc:
+        record.update(status="error", error=f"timeout: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a failing cell is a record, not a crashed run
+        record.update(status="error", error=f"{type(exc).__name__}: {exc}",
+                      traceback=traceback.format_exc(limit=20))
+    record["finished"] = _now()
+    store.write_cell(spec.key, record, rows, files)
+    return record
+
+
+def _saved_state(method: Any) -> dict[str, bytes]:
+    """The fitted state as ``model.safetensors`` (no pickle), when the method has any."""
+    state = method.state_dict()
+    if not state:
+        return {}
+    from safetensors.numpy import save
+
+    arrays = {k: np.ascontiguousarray(v) for k, v in state.items()}
+    return {"model.safetensors": save(arrays, metadata={"method": method.name, "version": str(method.version)})}
+
+
+def _evaluate_one(
+    dataset: Any, method: Any, split: str, sid: str, specs: Sequence[MetricSpec],
+    latencies: list[float], cuda: bool,
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"split": split, "sample_id": sid, "status": "ok"}
+    try:
+        sample = dataset.load(split, sid)
+    except Exception as exc:  # noqa: BLE001 - a bad file fails this image, recorded
+        row.update(status="error", error=f"load: {type(exc).__name__}: {exc}")
+        return row
+    try:
+        with Stopwatch(cuda_sync=cuda) as clock:
+            pred = method.predict(sample.image)
+        _check_prediction(pred, sample, method.outputs, method.name)
+    except (MemoryError, CellTimeout):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        row.update(status="error", error=f"predict: {type(exc).__name__}: {exc}")
+        return row
+    latencies.append(clock.seconds)
+    row["predict_s"] = clock.seconds
+    values, stats, errors = score_image(ImagePair(pred, sample), specs)
+    row["values"] = values
+    row["stats"] = stats
+    if errors:
+        row["metric_errors"] = errors
+        row["status"] = "partial"
+    return row
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    cells: list[CellSpec]
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reused: int = 0
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for rec in self.records.values():
+            out[rec["status"]] = out.get(rec["status"], 0) + 1
+        return out
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> CellSpec:
+    data = dict(data)
+    data["metrics"] = tuple(data["metrics"])
+    data["eval_splits"] = tuple(data["eval_splits"])
+    return CellSpec(**data)
+
+
+def spec_to_dict(spec: CellSpec) -> dict[str, Any]:
+    return asdict(spec)

@@ -1,0 +1,51 @@
+"""The regression gate: directions, tolerances, vanished and failed entries, exit codes."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.check import Tolerance, compare, parse_tolerances
+
+HIGHER = {"dice": True, "object_hausdorff": False}
+
+
+def row(entry: str, dice: str, haus: str, status: str = "ok", source: str = "measured") -> dict[str, str]:
+    return {"entry": entry, "source": source, "status": status,
+            "dice.test.score": dice, "object_hausdorff.test.score": haus}
+
+
+BASE = [row("otsu", "0.8000", "50.0"), row("unet", "0.9000", "40.0"), row("Paper", "0.95", "30", source="published")]
+
+
+def test_no_change_is_no_regression() -> None:
+    assert compare(BASE, BASE, HIGHER.__getitem__) == []
+
+
+def test_direction_decides_what_is_worse() -> None:
+    better = [row("otsu", "0.8500", "45.0"), row("unet", "0.9000", "40.0")]
+    assert compare(BASE, better, HIGHER.__getitem__) == []
+    worse = [row("otsu", "0.7900", "51.0"), row("unet", "0.9000", "40.0")]
+    found = compare(BASE, worse, HIGHER.__getitem__)
+    assert [(f.entry, f.column) for f in found] == [("otsu", "dice.test.score"), ("otsu", "object_hausdorff.test.score")]
+    assert found[0].change.startswith("-0.01")
+
+
+def test_absolute_and_relative_tolerances() -> None:
+    worse = [row("otsu", "0.7900", "51.0"), row("unet", "0.9000", "40.0")]
+    assert compare(BASE, worse, HIGHER.__getitem__, parse_tolerances(["dice=0.01", "object_hausdorff=2%"])) == []
+    found = compare(BASE, worse, HIGHER.__getitem__, parse_tolerances(["dice=0.005", "object_hausdorff=1%"]))
+    assert len(found) == 2  # 0.01 > 0.005; 1.0 > 1% of 50 = 0.5
+
+
+def test_vanished_and_failed_entries_regress_published_rows_do_not() -> None:
+    current = [row("unet", "", "", status="error: CUDA out of memory")]
+    found = compare(BASE, current, HIGHER.__getitem__)
+    assert [(f.entry, f.problem) for f in found] == [("otsu", "entry disappeared"), ("unet", "entry failed")]
+
+
+def test_tolerance_parsing_errors_are_clear() -> None:
+    assert Tolerance.parse("5%") == Tolerance(0.05, relative=True)
+    with pytest.raises(ValueError, match="METRIC=AMOUNT"):
+        parse_tolerances(["dice"])
+    with pytest.raises(ValueError, match="not a number or a percentage"):
+        parse_tolerances(["dice=lots"])

@@ -1,0 +1,86 @@
+"""The bench command as a user types it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from harness.cli import cli
+from harness.plugins import Registry
+
+
+@pytest.fixture
+def invoke(registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BENCH_RUNS", raising=False)
+    registry.pm.hook.bench_register_commands(cli=cli)
+
+    def run(*args: str):  # type: ignore[no-untyped-def]
+        return CliRunner().invoke(cli, list(args), obj=registry, catch_exceptions=False)
+
+    return run
+
+
+def bench(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from harness.cli import main; main()", *args], cwd=cwd,
+                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=300)
+
+
+def test_list_and_plugins_show_kind_distribution_version_and_builtin(invoke) -> None:  # type: ignore[no-untyped-def]
+    out = json.loads(invoke("list", "methods", "--json").output)
+    otsu = next(m for m in out if m["name"] == "otsu")
+    assert otsu["distribution"] == "segbench" and otsu["builtin"] is True and otsu["learns"] is False
+    assert otsu["params"] == {"channel": "gray", "polarity": "auto", "min_size": 10}
+    decode = next(m for m in out if m["name"] == "decode")
+    assert decode["distribution"] == "tests" and decode["builtin"] is False
+    plugins = json.loads(invoke("plugins", "--json").output)
+    kinds = {(p["kind"], p["name"]) for p in plugins["plugins"]}
+    assert {("dataset", "dsb2018-sample"), ("method", "otsu"), ("metric", "dice")} <= kinds
+    assert plugins["failed"] == []
+    human = invoke("list", "datasets").output
+    assert "dsb2018-sample" in human and "segbench" in human
+
+
+def test_run_leaderboard_check_round_trip(invoke, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = invoke("run", "--datasets", "squares", "--methods", "decode,decode(shift=1)", "--metrics", "dice,iou")
+    assert result.exit_code == 0, result.output
+    assert "decode(shift=1)" in result.output and "0.6250" in result.output
+    result = invoke("leaderboard", "--metrics", "dice,iou")
+    assert result.exit_code == 0
+    csv_path = tmp_path / "leaderboards" / "squares" / "v1" / "leaderboard.csv"
+    assert csv_path.is_file() and (csv_path.parent / "leaderboard.md").is_file()
+    assert json.loads((csv_path.parent / "run.json").read_text())["dataset"] == "squares"
+    ok = invoke("check", "--baseline", str(csv_path))
+    assert ok.exit_code == 0 and "no regression" in ok.output
+    # the shifted entry disappears from a new run: the gate fails and says so
+    invoke("run", "--datasets", "squares", "--methods", "decode", "--metrics", "dice,iou", "--quiet")
+    bad = invoke("check", "--baseline", str(csv_path))
+    assert bad.exit_code == 1 and "entry disappeared" in bad.output
+
+
+def test_default_run_on_embedded_data_end_to_end(tmp_path: Path) -> None:
+    proc = bench("run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "dsb2018-sample" in proc.stdout and "otsu" in proc.stdout
+    cells = list((tmp_path / "runs" / "cells").glob("*/cell.json"))
+    record = json.loads(cells[0].read_text())
+    assert record["status"] == "done" and record["n_images"] == 10
+    assert 0.5 < record["splits"]["test"]["dice"]["value"] <= 1.0
+
+
+def test_unknown_method_error_suggests_the_closest(tmp_path: Path) -> None:
+    proc = bench("run", "--methods", "otsuu", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "unknown method 'otsuu'" in proc.stderr and "did you mean 'otsu'?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_leaderboard_without_runs_says_how_to_start_one(tmp_path: Path) -> None:
+    proc = bench("leaderboard", cwd=tmp_path)
+    assert proc.returncode == 2 and "start one with 'bench run'" in proc.stderr

@@ -1,0 +1,105 @@
+"""Ranking, the GlaS-style table, published references, versions and markdown staleness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.bench import build_leaderboard, run_benchmark
+from harness.leaderboard import (
+    RankedMetric,
+    competition_ranks,
+    rank,
+    read_csv,
+    reference_rows,
+    write_version,
+)
+from harness.report import render_markdown
+from harness.store import Store
+from tests.conftest import REPO
+
+GLAS_REFERENCE = REPO.parent / "shared" / "reference" / "glas2015_contest.csv"
+GLAS_METRICS = [
+    RankedMetric("object_f1", True, ("testA", "testB")),
+    RankedMetric("object_dice", True, ("testA", "testB")),
+    RankedMetric("object_hausdorff", False, ("testA", "testB")),
+]
+
+
+def test_competition_ranking_shares_the_best_rank() -> None:
+    assert competition_ranks([0.9, 0.8, 0.8, 0.7], higher_is_better=True) == [1, 2, 2, 4]
+    assert competition_ranks([3.0, 1.0, 1.0, 2.0], higher_is_better=False) == [4, 1, 1, 3]
+    assert competition_ranks([5.0, 5.0, 5.0], higher_is_better=True) == [1, 1, 1]
+
+
+@pytest.mark.skipif(not GLAS_REFERENCE.is_file(), reason="shared reference data not beside the repository")
+def test_glas_2015_contest_ranks_by_hand() -> None:
+    table = rank(reference_rows(GLAS_REFERENCE, GLAS_METRICS), GLAS_METRICS)
+    rows = {r["entry"]: r for r in table}
+    cu2 = rows["CUMedVision2"]
+    # F1 A .912 is the best (1); F1 B .716 is behind CUMedVision1 .769 and ExB3 .719 (3);
+    # Dice A .897 best (1); Dice B .781 behind .800, .786, .786, .783 (5);
+    # Hausdorff A 45.418 lowest (1); Hausdorff B 160.347 behind 145.575 … 159.873 (6).
+    assert [cu2[c] for c in ("object_f1.testA.rank", "object_f1.testB.rank", "object_dice.testA.rank",
+                             "object_dice.testB.rank", "object_hausdorff.testA.rank", "object_hausdorff.testB.rank")] == [1, 3, 1, 5, 1, 6]
+    assert cu2["rank_sum"] == 17
+    # ExB1 and Freiburg2 tie on Dice B (.786): both second, nobody third
+    assert rows["ExB1"]["object_dice.testB.rank"] == rows["Freiburg2"]["object_dice.testB.rank"] == 2
+    assert 3 not in [r["object_dice.testB.rank"] for r in table]
+    sums = [r["rank_sum"] for r in table]
+    assert sums == sorted(sums) and all(r["source"] == "published" for r in table)
+
+
+def test_reference_missing_a_metric_column_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "ref.csv"
+    bad.write_text("entry,split,object_f1\nX,testA,0.5\n")
+    with pytest.raises(ValueError, match=r"missing column\(s\) object_dice, object_hausdorff"):
+        reference_rows(bad, GLAS_METRICS)
+
+
+def test_measured_entries_rank_and_failures_are_listed_unranked(registry, store: Store) -> None:  # type: ignore[no-untyped-def]
+    methods = [("decode", {}), ("decode", {"shift": 1}), ("crash", {})]
+    result = run_benchmark(registry, [("squares", {})], methods, [0], metrics=["dice", "iou"], store=store)
+    text, table, prov = build_leaderboard(registry, store, store.run(result.run_id), "squares", metrics=["dice", "iou"])
+    assert [r["entry"] for r in table] == ["decode", "decode(shift=1)", "crash"]
+    perfect, shifted, crashed = table
+    assert perfect["dice.test.score"] == "1.0000" and perfect["rank"] == 1 and perfect["rank_sum"] == 2
+    assert shifted["dice.test.score"] == "0.6250" and shifted["iou.test.score"] == "0.4667"
+    assert shifted["rank_sum"] == 4
+    assert crashed["rank"] == "" and crashed["status"].startswith("error: ") and "model exploded" in crashed["status"]
+    assert prov["ranking"]["metrics"][0] == {"name": "dice", "higher_is_better": True, "splits": ["test"]}
+    assert "dice.test.score,dice.test.rank" in text.splitlines()[0]
+
+
+def test_seeds_are_averaged_into_one_entry(registry, store: Store) -> None:  # type: ignore[no-untyped-def]
+    result = run_benchmark(registry, [("squares", {})], [("decode", {"shift": 1})], [0, 1, 2], metrics=["dice"], store=store)
+    _, table, prov = build_leaderboard(registry, store, store.run(result.run_id), "squares", metrics=["dice"])
+    assert len(table) == 1 and table[0]["seeds"] == "0 1 2" and prov["seeds"] == [0, 1, 2]
+
+
+def test_versions_pointer_and_unchanged_tables(tmp_path: Path, registry, store: Store) -> None:  # type: ignore[no-untyped-def]
+    result = run_benchmark(registry, [("squares", {})], [("decode", {})], [0], metrics=["dice"], store=store)
+    text, _, prov = build_leaderboard(registry, store, store.run(result.run_id), "squares", metrics=["dice"])
+    out = tmp_path / "leaderboards"
+    first, new = write_version(out, "squares", text, prov)
+    assert new and first.name == "v1" and (out / "squares" / "LATEST").read_text().strip() == "v1"
+    again, new = write_version(out, "squares", text, prov)
+    assert again == first and not new
+    changed, new = write_version(out, "squares", text.replace("1.0000", "0.9000"), prov)
+    assert new and changed.name == "v2" and (out / "squares" / "LATEST").read_text().strip() == "v2"
+    md = (changed / "leaderboard.md").read_text()
+    assert "| 1 | `decode` | 0.9000 | 1 | 1 |" in md
+
+
+def committed_leaderboards() -> list[Path]:
+    return sorted(p.parent for p in (REPO / "leaderboards").glob("*/*/leaderboard.csv"))
+
+
+@pytest.mark.parametrize("folder", committed_leaderboards(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_committed_markdown_is_regenerated_from_its_csv(folder: Path) -> None:
+    assert (folder / "leaderboard.md").read_text() == render_markdown(folder), (
+        f"{folder}/leaderboard.md is stale: regenerate it from leaderboard.csv"
+    )
+    rows = read_csv(folder / "leaderboard.csv")
+    assert rows, f"{folder}/leaderboard.csv is empty"

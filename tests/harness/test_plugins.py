@@ -1,0 +1,96 @@
+"""Entry-point loading, selection, validation and error messages of the registry."""
+
+from __future__ import annotations
+
+import warnings
+from importlib import metadata
+
+import pytest
+
+from harness import MetricSpec, hookimpl
+from harness.plugins import PluginLoadWarning, Source, build_registry
+from harness.types import PluginError
+from tests.conftest import FakePlugin
+
+
+def test_builtins_come_from_our_own_entry_points() -> None:
+    registry = build_registry(env={}, warn=False)
+    for kind, name in (("dataset", "dsb2018-sample"), ("dataset", "synthetic"), ("method", "otsu"), ("metric", "dice")):
+        entry = registry.get(kind, name)
+        assert entry.source.distribution == "segbench" and entry.source.builtin
+        assert entry.source.entry_point in {ep.name for ep in metadata.entry_points(group="segbench")}
+
+
+def test_a_broken_plugin_is_reported_once_and_the_others_load() -> None:
+    eps = list(metadata.entry_points(group="segbench")) + [
+        metadata.EntryPoint(name="broken", value="no_such_module_for_segbench", group="segbench")
+    ]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry = build_registry(entry_points=eps, env={})
+    messages = [str(w.message) for w in caught if issubclass(w.category, PluginLoadWarning)]
+    assert len(messages) == 1 and "'broken'" in messages[0] and "No module named" in messages[0]
+    assert [f.entry_point for f in registry.failures] == ["broken"]
+    assert "otsu" in registry.methods
+
+
+def test_block_list_and_allow_list_select_plugins() -> None:
+    blocked = build_registry(env={"BENCH_DISABLE_PLUGINS": "otsu"}, warn=False)
+    assert "otsu" not in blocked.methods and "dice" in blocked.metrics
+    by_entry_point = build_registry(env={"BENCH_DISABLE_PLUGINS": "metrics.pixel"}, warn=False)
+    assert "dice" not in by_entry_point.metrics
+    allowed = build_registry(env={"BENCH_PLUGINS": "otsu,dice,synthetic"}, warn=False)
+    assert set(allowed.methods) == {"otsu"} and set(allowed.metrics) == {"dice"}
+    assert set(allowed.datasets) == {"synthetic"}
+
+
+def test_name_clash_names_both_sources() -> None:
+    with pytest.raises(PluginError, match=r"registered twice: by tests .* and by other"):
+        build_registry(env={}, warn=False, extra_plugins=[
+            (FakePlugin(), Source("tests.fakes", "tests", "0")),
+            (FakePlugin(), Source("other.fakes", "other", "1")),
+        ])
+
+
+def test_invalid_records_are_rejected_with_their_source() -> None:
+    class BadName:
+        @hookimpl
+        def bench_register_metrics(self, register):  # type: ignore[no-untyped-def]
+            register(MetricSpec(name="Bad Name", higher_is_better=True, statistics=lambda p: {"value": 1.0}))
+
+    with pytest.raises(PluginError, match="from acme .* name 'Bad Name' must be lowercase"):
+        build_registry(env={}, warn=False, extra_plugins=[(BadName(), Source("acme.metrics", "acme", "1"))])
+
+    class NotAMethod:
+        @hookimpl
+        def bench_register_methods(self, register):  # type: ignore[no-untyped-def]
+            register(object)
+
+    with pytest.raises(PluginError, match="expected a subclass of harness.Method"):
+        build_registry(env={}, warn=False, extra_plugins=[(NotAMethod(), Source("acme.m", "acme", "1"))])
+
+
+def test_unknown_names_list_installed_ones_and_the_closest(registry) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(PluginError) as info:
+        registry.method("otsuu")
+    message = str(info.value)
+    assert "unknown method 'otsuu'" in message and "did you mean 'otsu'?" in message
+    assert "decode" in message and "bench list methods" in message
+    with pytest.raises(PluginError, match="has no parameter colour; parameters: channel, polarity"):
+        registry.method("otsu", colour="red")
+
+
+def test_method_parameters_must_be_explicit_keywords() -> None:
+    from harness import Method
+
+    class Sloppy(Method):
+        name = "sloppy"
+
+        def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+            self.kwargs = kwargs
+
+        def predict(self, image):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    with pytest.raises(TypeError, match="explicit keyword"):
+        Sloppy.param_names()
