@@ -46,10 +46,7 @@ def nucleus_clusters(
     counts = np.bincount(clusters.ravel(), minlength=n_clusters).astype(np.float64)
     means = (
         np.stack(
-            [
-                np.bincount(clusters.ravel(), weights=flat[:, c], minlength=n_clusters)
-                for c in range(3)
-            ],
+            [np.bincount(clusters.ravel(), weights=flat[:, c], minlength=n_clusters) for c in range(3)],
             axis=1,
         )
         / np.maximum(counts, 1.0)[:, None]
@@ -111,6 +108,4 @@ class PixelClustering(Method):
                 "nuclei_dark": dark,
             }
         )
-        return Prediction(
-            foreground=foreground, instances=instances, clusters=clusters, extras=extras
-        )
+        return Prediction(foreground=foreground, instances=instances, clusters=clusters, extras=extras)

@@ -49,10 +49,7 @@ def nuclei_are_dark(gray: np.ndarray, polarity: str = "auto") -> bool:
 
 
 def is_grey(image: np.ndarray) -> bool:
-    return bool(
-        np.array_equal(image[..., 0], image[..., 1])
-        and np.array_equal(image[..., 1], image[..., 2])
-    )
+    return bool(np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2]))
 
 
 def parse_groups(features: str) -> tuple[str, ...]:
@@ -61,15 +58,12 @@ def parse_groups(features: str) -> tuple[str, ...]:
     unknown = [g for g in groups if g not in FEATURE_GROUPS]
     if unknown or not groups:
         raise ValueError(
-            f"unknown feature group(s) {unknown or features!r}; use a comma list of "
-            f"{', '.join(FEATURE_GROUPS)}"
+            f"unknown feature group(s) {unknown or features!r}; use a comma list of {', '.join(FEATURE_GROUPS)}"
         )
     return groups
 
 
-def gabor_responses(
-    gray: np.ndarray, n_orientations: int, sigmas: Sequence[float] = GABOR_SIGMAS
-) -> list[np.ndarray]:
+def gabor_responses(gray: np.ndarray, n_orientations: int, sigmas: Sequence[float] = GABOR_SIGMAS) -> list[np.ndarray]:
     """Magnitudes of complex Gabor responses (wavelength 3σ, aspect 0.5), one per σ×angle."""
     src = gray.astype(np.float32)
     out = []

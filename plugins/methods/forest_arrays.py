@@ -75,9 +75,7 @@ def pack_forests(forests: Sequence[object], classes: np.ndarray) -> dict[str, np
 def check_packed(packed: dict[str, np.ndarray], where: str) -> None:
     missing = [k for k in PACKED_KEYS if k not in packed]
     if missing:
-        raise ValueError(
-            f"{where}: fitted state lacks {', '.join(missing)}; was it saved by this method?"
-        )
+        raise ValueError(f"{where}: fitted state lacks {', '.join(missing)}; was it saved by this method?")
 
 
 def float32_below(threshold: np.ndarray) -> np.ndarray:
@@ -92,9 +90,7 @@ def float32_below(threshold: np.ndarray) -> np.ndarray:
     return t32
 
 
-def leaves(
-    packed: dict[str, np.ndarray], flat: np.ndarray, base: np.ndarray, offsets: np.ndarray
-) -> np.ndarray:
+def leaves(packed: dict[str, np.ndarray], flat: np.ndarray, base: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Leaf node (global index) of every tree (rows) for every sample (columns).
 
     Feature ``f`` of sample ``i`` is ``flat[base[i] + offsets[f]]``.

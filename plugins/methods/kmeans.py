@@ -56,9 +56,7 @@ class KMeans(PixelClustering):
         n = len(x)
         sample = x if n <= self.n_samples else x[rng.choice(n, self.n_samples, replace=False)]
         k = min(self.n_clusters, len(np.unique(sample, axis=0)))
-        model = _SkKMeans(
-            n_clusters=k, n_init=self.n_init, random_state=int(rng.integers(2**31 - 1))
-        ).fit(sample)
+        model = _SkKMeans(n_clusters=k, n_init=self.n_init, random_state=int(rng.integers(2**31 - 1))).fit(sample)
         centres = model.cluster_centers_.astype(np.float32)
         return nearest_centre(x, centres), {"inertia_sample": float(model.inertia_)}
 

@@ -50,13 +50,9 @@ class PostProcess:
 
     def __post_init__(self) -> None:
         if self.threshold not in ("fixed", "otsu", "hysteresis", "given"):
-            raise ValueError(
-                f"unknown threshold {self.threshold!r}; use fixed, otsu, hysteresis or given"
-            )
+            raise ValueError(f"unknown threshold {self.threshold!r}; use fixed, otsu, hysteresis or given")
         if self.split not in ("none", "watershed", "score_watershed"):
-            raise ValueError(
-                f"unknown split {self.split!r}; use none, watershed or score_watershed"
-            )
+            raise ValueError(f"unknown split {self.split!r}; use none, watershed or score_watershed")
         if self.threshold == "hysteresis" and self.low > self.high:
             raise ValueError(f"hysteresis needs low <= high, got {self.low} > {self.high}")
         if self.min_distance < 1:
@@ -150,9 +146,7 @@ def split_touching(mask: np.ndarray, min_distance: int) -> np.ndarray:
     return _seeded_watershed(distance, mask & (distance > 0), min_distance)
 
 
-def split_on_score(
-    score: np.ndarray, mask: np.ndarray, min_distance: int, smooth: float
-) -> np.ndarray:
+def split_on_score(score: np.ndarray, mask: np.ndarray, min_distance: int, smooth: float) -> np.ndarray:
     """Watershed on the (smoothed) score map: objects meet along valleys of the score.
 
     A score that is constant inside the mask (e.g. a boolean map) carries no relief; the

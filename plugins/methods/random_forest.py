@@ -55,13 +55,9 @@ class RandomForest(Method):
         if patch < 1 or patch % 2 == 0:
             raise ValueError(f"random_forest: patch must be a positive odd number, got {patch}")
         if target not in ("auto", "foreground", "classes"):
-            raise ValueError(
-                f"random_forest: target must be auto, foreground or classes, got {target!r}"
-            )
+            raise ValueError(f"random_forest: target must be auto, foreground or classes, got {target!r}")
         if min(n_forests, n_trees, max_depth, max_train_pixels) < 1:
-            raise ValueError(
-                "random_forest: n_forests, n_trees, max_depth, max_train_pixels must be >= 1"
-            )
+            raise ValueError("random_forest: n_forests, n_trees, max_depth, max_train_pixels must be >= 1")
         PostProcess.for_mask(postprocess, min_size=min_size)
         self.patch = patch
         self.colour = colour
@@ -102,9 +98,7 @@ class RandomForest(Method):
     def _use_classes(self, train: Sequence[Sample]) -> bool:
         have = all(s.classes is not None for s in train)
         if self.target == "classes" and not have:
-            raise ValueError(
-                "random_forest: target='classes' but some training samples have no class map"
-            )
+            raise ValueError("random_forest: target='classes' but some training samples have no class map")
         return have if self.target == "auto" else self.target == "classes"
 
     def _groups(self, train: Sequence[Sample]) -> list[list[int]]:

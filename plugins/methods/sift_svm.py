@@ -81,19 +81,15 @@ class SiftSvm(Method):
         self.max_train_keypoints = max_train_keypoints
         self._svm: dict[str, np.ndarray] | None = None
 
-    def keypoints(
-        self, image: np.ndarray, mask: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def keypoints(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(points N×2 int row/col, descriptors N×128), one keypoint per distinct pixel."""
         grey = grey_uint8(image)
         if self.denoise_h > 0:
             grey = cv2.fastNlMeansDenoising(grey, None, h=float(self.denoise_h))
-        sift = cv2.SIFT_create(
+        sift = cv2.SIFT_create(  # type: ignore[attr-defined]
             nfeatures=self.max_keypoints, contrastThreshold=self.contrast_threshold
         )
-        kps, desc = sift.detectAndCompute(
-            grey, None if mask is None else mask.astype(np.uint8) * 255
-        )
+        kps, desc = sift.detectAndCompute(grey, None if mask is None else mask.astype(np.uint8) * 255)
         if not kps or desc is None:
             return np.zeros((0, 2), np.int64), np.zeros((0, 128), np.float32)
         h, w = grey.shape
@@ -161,9 +157,7 @@ class SiftSvm(Method):
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         missing = [k for k in _STATE_KEYS if k not in state]
         if missing:
-            raise ValueError(
-                f"sift_svm: fitted state lacks {', '.join(missing)}; was it saved by sift_svm?"
-            )
+            raise ValueError(f"sift_svm: fitted state lacks {', '.join(missing)}; was it saved by sift_svm?")
         self._svm = {k: np.asarray(state[k], dtype=np.float64) for k in _STATE_KEYS}
 
 

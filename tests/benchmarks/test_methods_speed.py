@@ -29,9 +29,7 @@ def large() -> tuple[list[Sample], np.ndarray]:
     train = []
     for s in ds.samples("train"):
         classes = np.where(s.instances > 0, 1 + s.instances % 2, 0).astype(np.int32)
-        train.append(
-            Sample(id=s.id, image=s.image, instances=s.instances, classes=classes, meta={})
-        )
+        train.append(Sample(id=s.id, image=s.image, instances=s.instances, classes=classes, meta={}))
     return train, ds.load("test", "test_0000").image
 
 

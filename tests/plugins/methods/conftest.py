@@ -93,9 +93,7 @@ def synthetic_fl() -> tuple[list[Sample], list[Sample]]:
 
 def _mean_dice(method: Method, samples: list[Sample]) -> float:
     preds = [method.predict(s.image).foreground for s in samples]
-    return float(
-        np.mean([dice(prediction=p, reference=s.instances) for p, s in zip(preds, samples)])
-    )
+    return float(np.mean([dice(prediction=p, reference=s.instances) for p, s in zip(preds, samples, strict=True)]))
 
 
 @pytest.fixture(scope="session")

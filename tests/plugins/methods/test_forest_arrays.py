@@ -27,8 +27,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 def test_probabilities_equal_sklearn_predict_proba(data: tuple[np.ndarray, np.ndarray]) -> None:
     x, y = data
     forests = [
-        RandomForestClassifier(n_estimators=5, max_depth=6, random_state=s).fit(x[s::2], y[s::2])
-        for s in (0, 1)
+        RandomForestClassifier(n_estimators=5, max_depth=6, random_state=s).fit(x[s::2], y[s::2]) for s in (0, 1)
     ]
     # the second forest never sees label 3 in a subset: pad its columns by the global labels
     forests.append(RandomForestClassifier(n_estimators=3, random_state=2).fit(x[y < 3], y[y < 3]))
@@ -42,10 +41,7 @@ def test_probabilities_equal_sklearn_predict_proba(data: tuple[np.ndarray, np.nd
 
 def test_majority_vote_of_forests(data: tuple[np.ndarray, np.ndarray]) -> None:
     x, y = data
-    forests = [
-        RandomForestClassifier(n_estimators=4, max_depth=3, random_state=s).fit(x, y)
-        for s in range(3)
-    ]
+    forests = [RandomForestClassifier(n_estimators=4, max_depth=3, random_state=s).fit(x, y) for s in range(3)]
     packed = pack_forests(forests, np.unique(y))
     labels, _ = forest_votes(packed, *matrix_lookup(x))
     predictions = np.stack([f.predict(x) for f in forests])
@@ -74,6 +70,4 @@ def test_float32_below_preserves_every_comparison() -> None:
     for v in (values, np.nextafter(values, np.float32(np.inf))):
         exact = v[:, None].astype(np.float64) > thresholds[None, :400]
         assert np.array_equal(v[:, None] > below[None, :400], exact)
-    assert np.array_equal(
-        values[:-1] > below[: len(midpoints)], values[:-1].astype(np.float64) > midpoints
-    )
+    assert np.array_equal(values[:-1] > below[: len(midpoints)], values[:-1].astype(np.float64) > midpoints)

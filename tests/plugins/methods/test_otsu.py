@@ -56,9 +56,7 @@ def test_bad_parameters_name_the_choices() -> None:
 def test_synthetic_dice_and_params_round_trip() -> None:
     samples = list(Synthetic(n_test=3, style="mixed").samples("test"))
     method = Otsu()
-    scores = [
-        dice(prediction=method.predict(s.image).foreground, reference=s.instances) for s in samples
-    ]
+    scores = [dice(prediction=method.predict(s.image).foreground, reference=s.instances) for s in samples]
     # synthetic nuclei differ from background by >100 grey levels; only the 1-px blurred rim is
     # ambiguous, so Dice above 0.9 is attainable on both styles
     assert min(scores) > 0.9

@@ -90,9 +90,7 @@ def test_watershed_splits_two_touching_discs() -> None:
 
 def test_score_watershed_cuts_along_the_valley_of_the_score() -> None:
     yy, xx = np.indices((40, 60))
-    score = np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / 60.0) + np.exp(
-        -((yy - 20) ** 2 + (xx - 38) ** 2) / 60.0
-    )
+    score = np.exp(-((yy - 20) ** 2 + (xx - 20) ** 2) / 60.0) + np.exp(-((yy - 20) ** 2 + (xx - 38) ** 2) / 60.0)
     params = PostProcess(level=0.3, split="score_watershed", min_size=0, smooth=0.0)
     foreground, instances = postprocess(score, params)
     assert instances.max() == 2
