@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from harness import Method, Prediction
 from plugins.methods.features import (
+    check_polarity,
     nuclei_are_dark,
     parse_groups,
     pixel_features,
@@ -77,7 +78,7 @@ class PixelClustering(Method):
     def _check_common(self) -> None:
         parse_groups(self.features)
         PostProcess.for_mask(self.postprocess, min_size=self.min_size)
-        nuclei_are_dark(np.zeros((1, 1)), self.polarity)
+        check_polarity(self.polarity, self.name)
 
     @abc.abstractmethod
     def cluster(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:

@@ -30,6 +30,14 @@ def intensity_channel(image: np.ndarray, channel: str) -> np.ndarray:
     raise ValueError(f"unknown channel {channel!r}; use 'gray' or 'hematoxylin'")
 
 
+POLARITIES = ("auto", "dark", "bright")
+
+
+def check_polarity(polarity: str, plugin: str) -> None:
+    if polarity not in POLARITIES:
+        raise ValueError(f"{plugin}: unknown polarity {polarity!r}; use {', '.join(POLARITIES)}")
+
+
 def nuclei_are_dark(gray: np.ndarray, polarity: str = "auto") -> bool:
     """Whether nuclei are darker than background.
 
@@ -40,8 +48,7 @@ def nuclei_are_dark(gray: np.ndarray, polarity: str = "auto") -> bool:
         return True
     if polarity == "bright":
         return False
-    if polarity != "auto":
-        raise ValueError(f"unknown polarity {polarity!r}; use 'auto', 'dark' or 'bright'")
+    check_polarity(polarity, "nuclei_are_dark")
     if float(gray.min()) == float(gray.max()):
         return True
     above = gray > threshold_otsu(gray)

@@ -18,7 +18,7 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from harness import Method, Prediction, hookimpl
-from plugins.methods.features import intensity_channel, nuclei_are_dark
+from plugins.methods.features import check_polarity, intensity_channel, nuclei_are_dark
 from plugins.methods.postprocess import PostProcess, postprocess
 
 __all__ = ["Otsu", "intensity_channel"]
@@ -42,7 +42,7 @@ class Otsu(Method):
     ) -> None:
         if channel not in ("gray", "hematoxylin"):
             raise ValueError(f"otsu: unknown channel {channel!r}; use 'gray' or 'hematoxylin'")
-        nuclei_are_dark(np.zeros((1, 1)), polarity)  # validates the name
+        check_polarity(polarity, "otsu")
         PostProcess.for_mask(postprocess, min_size=min_size)
         self.channel = channel
         self.polarity = polarity

@@ -84,11 +84,16 @@ def test_bad_parameters_are_refused() -> None:
         MeanShift(features="colour,depth")
     with pytest.raises(ValueError, match="own mask"):
         KMeans(postprocess="otsu")
+    with pytest.raises(ValueError, match="kmeans: unknown polarity"):
+        KMeans(polarity="up")
 
 
-def test_flat_image_has_no_nuclei() -> None:
-    prediction = make("meanshift").predict(np.full((16, 16, 3), 200, np.uint8))
+@pytest.mark.parametrize("name", ["kmeans", "meanshift"])
+def test_flat_image_has_no_nuclei(name: str) -> None:
+    prediction = make(name).predict(np.full((16, 16, 3), 200, np.uint8))
     assert not prediction.foreground.any()
+    # position still splits the pixels into clusters, but all have the same colour
+    assert prediction.extras["nucleus_clusters"] == []
 
 
 def test_nearest_centre_matches_brute_force() -> None:

@@ -71,6 +71,7 @@ def test_state_round_trip_and_determinism(two_class: Dataset, tmp_path: Path) ->
     method = fitted(train)
     save_file(method.state_dict(), tmp_path / "svm.safetensors")
     clone = SiftSvm(**method.get_params())  # type: ignore[arg-type]
+    assert clone.get_params() == method.get_params()
     clone.load_state_dict(load_file(tmp_path / "svm.safetensors"))
     again = fitted(train)
     for sample in two_class.samples("test"):
