@@ -2,7 +2,9 @@
 
 Features of a pixel: the grey values of the ``patch``×``patch`` window around it (``patch=1``:
 the pixel's own grey value), optionally its colour and Gabor responses
-(:mod:`plugins.methods.features`).  Labels: nucleus classes when every training sample has a
+(:mod:`plugins.methods.features`).  With ``polarity`` other than ``none`` (``auto``, ``dark``,
+``bright``) the grey image is inverted where nuclei are dark, so nuclei are bright on every
+image and a model carries across brightfield and fluorescence.  Labels: nucleus classes when every training sample has a
 class map (``target="auto"`` or ``"classes"``), else nucleus/background.  Each of ``n_forests``
 forests trains on its own group of patients (``meta["patient"]``, else a round-robin group of
 images) with at most ``max_train_pixels`` pixels, shared evenly by the group's images: per
@@ -21,7 +23,7 @@ from skimage.color import rgb2gray
 from sklearn.ensemble import RandomForestClassifier
 
 from harness import Method, Prediction, Sample, hookimpl
-from plugins.methods.features import feature_channels
+from plugins.methods.features import check_polarity, feature_channels, nuclei_are_dark
 from plugins.methods.forest_arrays import check_packed, forest_votes, pack_forests
 from plugins.methods.postprocess import PostProcess, majority_filter, postprocess
 
@@ -49,6 +51,7 @@ class RandomForest(Method):
         max_depth: int = 12,
         max_train_pixels: int = 20000,
         majority_size: int = 0,
+        polarity: str = "none",
         postprocess: str = "cc",
         min_size: int = 10,
     ) -> None:
@@ -59,6 +62,8 @@ class RandomForest(Method):
         if min(n_forests, n_trees, max_depth, max_train_pixels) < 1:
             raise ValueError("random_forest: n_forests, n_trees, max_depth, max_train_pixels must be >= 1")
         PostProcess.for_mask(postprocess, min_size=min_size)
+        if polarity != "none":
+            check_polarity(polarity, "random_forest")
         self.patch = patch
         self.colour = colour
         self.gabor = gabor
@@ -69,6 +74,7 @@ class RandomForest(Method):
         self.max_depth = max_depth
         self.max_train_pixels = max_train_pixels
         self.majority_size = majority_size
+        self.polarity = polarity
         self.postprocess = postprocess
         self.min_size = min_size
         self._packed: dict[str, np.ndarray] | None = None
@@ -78,7 +84,10 @@ class RandomForest(Method):
     def _lookup(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
         """(flat padded channel stack, per-feature offsets, padded width, radius)."""
         groups = ["colour"] * self.colour + ["gabor"] * self.gabor
-        chans = [rgb2gray(image[..., :3]).astype(np.float32)]
+        grey = rgb2gray(image[..., :3]).astype(np.float32)
+        if self.polarity != "none" and nuclei_are_dark(grey, self.polarity):
+            grey = 1.0 - grey  # nuclei bright on every image, brightfield or fluorescence
+        chans = [grey]
         if groups:
             chans += feature_channels(image, groups, self.n_orientations, grey_as_one=False)
         r = self.patch // 2

@@ -86,3 +86,14 @@ def test_predict_before_fit_and_bad_state_are_clear_errors() -> None:
 def test_params_round_trip() -> None:
     method = RandomForest(patch=5, colour=True, n_forests=2, postprocess="watershed")
     assert type(method)(**method.get_params()).get_params() == method.get_params()
+
+
+def test_auto_polarity_carries_a_brightfield_model_to_fluorescence(
+    synthetic_bf: Split, synthetic_fl: Split, mean_dice: Callable[[Method, list[Sample]], float]
+) -> None:
+    train, _ = synthetic_bf
+    _, fluorescence = synthetic_fl
+    # raw grey: trained on dark nuclei, the bright fluorescence nuclei look like background
+    assert mean_dice(fitted(train, n_trees=5), fluorescence) < 0.5
+    # oriented grey (nuclei bright on every image): the same contrast, so the model transfers
+    assert mean_dice(fitted(train, n_trees=5, polarity="auto"), fluorescence) >= 0.95
