@@ -1,11 +1,13 @@
-"""Otsu thresholding + connected components: the simplest unsupervised nuclei baseline.
+"""Otsu thresholding + post-processing: the simplest unsupervised nuclei baseline.
 
 The intensity channel is the grayscale image (``channel="gray"``) or the hematoxylin optical
 density from colour deconvolution (``channel="hematoxylin"``).  Polarity: nuclei are dark on a
 bright background in brightfield/H&E and bright on a dark background in fluorescence;
 ``polarity="auto"`` decides per image: the larger side of the threshold is background, so
 nuclei are dark when most pixels lie above it (the DSB2018 study inverted images whose
-background is bright).
+background is bright).  The Otsu mask then goes through the shared post-processing named by
+``postprocess`` (``cc``: fill holes, drop small objects, connected components; ``watershed`` /
+``score_watershed`` split touching nuclei), recorded in ``extras["postprocess"]``.
 """
 
 from __future__ import annotations
@@ -13,28 +15,21 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from scipy import ndimage as ndi
-from skimage.color import rgb2gray, rgb2hed
 from skimage.filters import threshold_otsu
 
 from harness import Method, Prediction, hookimpl
+from plugins.methods.features import check_polarity, intensity_channel, nuclei_are_dark
+from plugins.methods.postprocess import PostProcess, postprocess
 
-
-def intensity_channel(image: np.ndarray, channel: str) -> np.ndarray:
-    """A float channel in which, for ``hematoxylin``, nuclei are bright."""
-    if channel == "gray":
-        return rgb2gray(image[..., :3])  # type: ignore[no-any-return]
-    if channel == "hematoxylin":
-        return rgb2hed(image[..., :3])[..., 0]  # type: ignore[no-any-return]
-    raise ValueError(f"unknown channel {channel!r}; use 'gray' or 'hematoxylin'")
+__all__ = ["Otsu", "intensity_channel"]
 
 
 class Otsu(Method):
-    """Global Otsu threshold on one intensity channel, then connected components."""
+    """Global Otsu threshold on one intensity channel, then the shared post-processing."""
 
     name = "otsu"
-    version = "1"
-    description = "Otsu threshold on intensity/hematoxylin + connected components"
+    version = "2"
+    description = "Otsu threshold on intensity/hematoxylin + post-processing (components/watershed)"
     outputs = frozenset({"foreground", "instances"})
     learns = False
 
@@ -43,32 +38,40 @@ class Otsu(Method):
         channel: Literal["gray", "hematoxylin"] = "gray",
         polarity: Literal["auto", "dark", "bright"] = "auto",
         min_size: int = 10,
+        postprocess: str = "cc",
     ) -> None:
+        if channel not in ("gray", "hematoxylin"):
+            raise ValueError(f"otsu: unknown channel {channel!r}; use 'gray' or 'hematoxylin'")
+        check_polarity(polarity, "otsu")
+        PostProcess.for_mask(postprocess, min_size=min_size)
         self.channel = channel
         self.polarity = polarity
         self.min_size = min_size
+        self.postprocess = postprocess
+
+    def nucleus_score(self, image: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(intensity oriented so that nuclei are high, whether nuclei were dark)."""
+        values = intensity_channel(image, self.channel)
+        if self.channel == "hematoxylin":
+            return values, False  # hematoxylin density is high on nuclei
+        dark = nuclei_are_dark(values, self.polarity)
+        return (1.0 - values if dark else values), dark
 
     def predict(self, image: np.ndarray) -> Prediction:
-        values = intensity_channel(image, self.channel)
-        if float(values.min()) == float(values.max()):
-            foreground = np.zeros(values.shape, dtype=bool)
+        score, dark = self.nucleus_score(image)
+        if float(score.min()) == float(score.max()):
+            mask = np.zeros(score.shape, dtype=bool)
+            level = float(score.min())
         else:
-            above = values > threshold_otsu(values)
-            if self.channel == "hematoxylin":
-                nuclei_dark = False  # hematoxylin density is high on nuclei
-            elif self.polarity == "auto":
-                nuclei_dark = np.count_nonzero(above) > above.size / 2
-            else:
-                nuclei_dark = self.polarity == "dark"
-            foreground = ~above if nuclei_dark else above
-        instances, _ = ndi.label(foreground)
-        if self.min_size > 1 and instances.max() > 0:
-            sizes = np.bincount(instances.ravel())
-            small = sizes < self.min_size
-            small[0] = False
-            foreground = foreground & ~small[instances]
-            instances, _ = ndi.label(foreground)
-        return Prediction(foreground=foreground, instances=instances.astype(np.int32))
+            level = float(threshold_otsu(score))
+            mask = score > level
+        params = PostProcess.for_mask(self.postprocess, min_size=self.min_size)
+        foreground, instances = postprocess(score, params, foreground=mask)
+        return Prediction(
+            foreground=foreground,
+            instances=instances,
+            extras={"postprocess": params.as_dict(), "threshold": level, "nuclei_dark": dark},
+        )
 
 
 @hookimpl

@@ -36,7 +36,7 @@ def test_list_and_plugins_show_kind_distribution_version_and_builtin(invoke) -> 
     out = json.loads(invoke("list", "methods", "--json").output)
     otsu = next(m for m in out if m["name"] == "otsu")
     assert otsu["distribution"] == "segbench" and otsu["builtin"] is True and otsu["learns"] is False
-    assert otsu["params"] == {"channel": "gray", "polarity": "auto", "min_size": 10}
+    assert otsu["params"] == {"channel": "gray", "polarity": "auto", "min_size": 10, "postprocess": "cc"}
     decode = next(m for m in out if m["name"] == "decode")
     assert decode["distribution"] == "tests" and decode["builtin"] is False
     plugins = json.loads(invoke("plugins", "--json").output)
