@@ -28,10 +28,13 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest tests examples/plugin-template/tests
 	$(MAKE) --no-print-directory check
 
-# The CI regression gate: the default run against the committed embedded-data leaderboard.
+# The CI regression gate: the classical methods on the embedded data against the committed
+# leaderboard (small tolerances absorb floating-point differences between machines).
+GATE_METHODS := otsu,kmeans,meanshift,random_forest
 check: $(VENV)/.core
-	$(BIN)/bench run --quiet
-	$(BIN)/bench check --baseline leaderboards/dsb2018-sample/$$(cat leaderboards/dsb2018-sample/LATEST)/leaderboard.csv
+	$(BIN)/bench run --methods $(GATE_METHODS) --quiet
+	$(BIN)/bench check --baseline leaderboards/dsb2018-sample/$$(cat leaderboards/dsb2018-sample/LATEST)/leaderboard.csv \
+		--tolerance dsb_map=0.005 --tolerance aji=0.005 --tolerance dice=0.005
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only
@@ -41,7 +44,7 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy
 
 leaderboard-sample: $(VENV)/.core
-	$(BIN)/bench run --quiet
+	$(BIN)/bench run --methods $(GATE_METHODS) --quiet
 	$(BIN)/bench leaderboard --dataset dsb2018-sample
 
 clean:

@@ -33,7 +33,7 @@ class DSB2018Sample(Dataset):
         "Caicedo et al., Nucleus segmentation across imaging experiments: the 2018 Data Science "
         "Bowl. Nature Methods 16:1247-1253, 2019"
     )
-    primary_metrics = ("dice", "iou", "pixel_accuracy")
+    primary_metrics = ("dsb_map", "aji", "dice")
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root
