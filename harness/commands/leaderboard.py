@@ -32,7 +32,7 @@ def rich_table(title: str, rows: Sequence[Mapping[str, Any]], provenance: Mappin
     profile = [c for c in ("fit_s", "latency_p50_ms", "images_per_s", "peak_rss_mb") if any(r.get(c) not in ("", None) for r in rows)]
     for col in profile:
         table.add_column(col, justify="right")
-    table.add_column("status")
+    table.add_column("status", no_wrap=True, overflow="ellipsis", max_width=60)
     for r in rows:
         cells = [str(r["rank"]), r["entry"] + (" †" if r["source"] == "published" else "")]
         for m in metrics:
@@ -41,7 +41,7 @@ def rich_table(title: str, rows: Sequence[Mapping[str, Any]], provenance: Mappin
         cells.append(str(r["rank_sum"]))
         cells += [_fmt(r.get(c)) for c in profile]
         status = r["status"]
-        cells.append(status if status == "ok" else f"[red]{status[:80]}[/]")
+        cells.append(status if status == "ok" else f"[red]{status}[/]")
         table.add_row(*cells)
     return table
 
