@@ -52,6 +52,19 @@ def paint_instances(
     return out
 
 
+def _fix_pooler_scales(model: nn.Module) -> None:
+    """Set the RoI poolers' feature scales to the FPN strides (1/4 … 1/32).
+
+    torchvision infers them on the first call from the unpadded image size, which rounds to
+    the wrong power of two for small images whose padding is large relative to their size,
+    and then keeps them: a model's output would depend on the first image it saw."""
+    from torchvision.ops.poolers import LevelMapper
+
+    for pooler in (model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool):  # type: ignore[union-attr]
+        pooler.scales = [1 / 4, 1 / 8, 1 / 16, 1 / 32]
+        pooler.map_levels = LevelMapper(2, 5, pooler.canonical_scale, pooler.canonical_level)
+
+
 class MaskRCNN(DeepMethod):
     """Mask R-CNN (He et al., ICCV 2017) from torchvision, class-agnostic (object vs background)."""
 
@@ -114,7 +127,7 @@ class MaskRCNN(DeepMethod):
             sizes=tuple((self.anchor_size * 2**i,) for i in range(5)),
             aspect_ratios=((0.5, 1.0, 2.0),) * 5,
         )
-        return Net(
+        model = Net(
             backbone,
             num_classes=num_classes,
             rpn_anchor_generator=anchors,
@@ -130,6 +143,8 @@ class MaskRCNN(DeepMethod):
             rpn_pre_nms_top_n_test=self.proposals,
             rpn_post_nms_top_n_test=self.proposals,
         )
+        _fix_pooler_scales(model)
+        return model
 
     @staticmethod
     def _native_size(model: nn.Module, height: int, width: int) -> None:
