@@ -1,7 +1,11 @@
 """``mask_rcnn``: torchvision's Mask R-CNN (ResNet-50-FPN), no pretrained weights, giving
 instances directly.  Images are never rescaled: the transform's min/max size are set to each
 batch's own size (training patches, whole images at prediction), so nothing is blown up to
-800 px.  ``blocks`` as in ``fcn_resnet50``: (3, 4, 6, 3) is ResNet-50."""
+800 px.  ``blocks`` as in ``fcn_resnet50``: (3, 4, 6, 3) is ResNet-50.  ``rois_per_image``
+(torchvision: 512) and ``proposals`` (torchvision: 2000 in training, 1000 at test) are lower
+by default to keep CPU training affordable; the mask head only sees detections scoring at
+least ``score_threshold``; ``anchor_size`` is the smallest anchor (torchvision: 32), doubling
+over the five pyramid levels."""
 
 from __future__ import annotations
 
