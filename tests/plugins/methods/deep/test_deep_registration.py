@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import numpy as np
@@ -55,3 +56,13 @@ def test_unfitted_predict_says_what_to_do() -> None:
 def test_bad_head_is_rejected() -> None:
     with pytest.raises(ValueError, match="head must be auto, binary or classes"):
         METHODS[0](head="multi")
+
+
+def test_importing_the_plugin_does_not_import_torch() -> None:
+    code = (
+        "import sys; import plugins.methods.deep as deep; "
+        "heavy = {'torch', 'torchvision', 'timm', 'transformers'} & set(sys.modules); "
+        "print(len(deep.METHODS), sorted(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["5", "[]"]
