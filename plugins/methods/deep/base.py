@@ -53,15 +53,21 @@ class DeepMethod(Method):
     #: What label map the network learns from.
     target: ClassVar[Target] = "foreground"
 
+    # parameters every deep method has (each lists them explicitly in its __init__)
+    lr: float
+    weight_decay: float
+    schedule: str
+    batch_size: int
+    patch_size: int
+    augment: str
+    validate_every: int
+    weights: str
+
     # set by fit() / load_state_dict()
     model_: Any = None
     num_classes_: int = 0
     training_: dict[str, Any] | None = None
     training_log_: Any = None
-
-    def _store(self, values: Mapping[str, Any]) -> None:
-        for name in self.param_names():
-            setattr(self, name, values[name])
 
     # ---- what subclasses provide -------------------------------------------------------
 
@@ -153,10 +159,6 @@ class DeepMethod(Method):
         self.model_ = model
         self.training_ = result.as_dict() | {"validation_images": len(held_out)}
         self.training_log_ = result
-        if self.context.workdir is not None:
-            from plugins.methods.deep.checkpoint import save
-
-            save(self.context.workdir / f"{self.name}-best.safetensors", self.state_dict())
 
     def _fitted(self) -> nn.Module:
         if self.model_ is None:

@@ -28,13 +28,6 @@ def from_numpy(state: Mapping[str, np.ndarray], prefix: str = "") -> dict[str, t
     }
 
 
-def save(path: Path, state: Mapping[str, np.ndarray]) -> None:
-    from safetensors.numpy import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(path))
-
-
 def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` file (the only format accepted for user weights)."""
     file = Path(path).expanduser()

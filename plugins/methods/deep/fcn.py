@@ -42,7 +42,20 @@ class FCNResNet50(SemanticMethod):
         tile: int = 1024,
         weights: str = "",
     ) -> None:
-        self._store(locals())
+        self.blocks = blocks
+        self.head = head
+        self.num_classes = num_classes
+        self.postprocess = postprocess
+        self.dice_weight = dice_weight
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.batch_size = batch_size
+        self.patch_size = patch_size
+        self.augment = augment
+        self.validate_every = validate_every
+        self.tile = tile
+        self.weights = weights
         self._check_head()
         if len(self.blocks) != 4 or min(self.blocks) < 1:
             raise ValueError(

@@ -10,7 +10,7 @@ over the five pyramid levels."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,7 +64,8 @@ def _fix_pooler_scales(model: nn.Module) -> None:
     and then keeps them: a model's output would depend on the first image it saw."""
     from torchvision.ops.poolers import LevelMapper
 
-    for pooler in (model.roi_heads.box_roi_pool, model.roi_heads.mask_roi_pool):  # type: ignore[union-attr]
+    heads: Any = model.roi_heads
+    for pooler in (heads.box_roi_pool, heads.mask_roi_pool):
         pooler.scales = [1 / 4, 1 / 8, 1 / 16, 1 / 32]
         pooler.map_levels = LevelMapper(2, 5, pooler.canonical_scale, pooler.canonical_level)
 
@@ -79,6 +80,7 @@ class MaskRCNN(DeepMethod):
         "(no pretrained weights); images kept at their own size"
     )
     outputs = frozenset({"foreground", "instances"})
+    requires = frozenset({"instances"})
     needs = ("torch", "torchvision")
     target = "instances"
 
@@ -100,7 +102,21 @@ class MaskRCNN(DeepMethod):
         validate_every: int = 0,
         weights: str = "",
     ) -> None:
-        self._store(locals())
+        self.blocks = blocks
+        self.anchor_size = anchor_size
+        self.score_threshold = score_threshold
+        self.mask_threshold = mask_threshold
+        self.max_detections = max_detections
+        self.rois_per_image = rois_per_image
+        self.proposals = proposals
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.batch_size = batch_size
+        self.patch_size = patch_size
+        self.augment = augment
+        self.validate_every = validate_every
+        self.weights = weights
         if len(self.blocks) != 4 or min(self.blocks) < 1:
             raise ValueError(
                 f"method 'mask_rcnn': blocks needs 4 positive counts; got {self.blocks!r}"

@@ -44,7 +44,23 @@ class SegFormer(SemanticMethod):
         tile: int = 1024,
         weights: str = "",
     ) -> None:
-        self._store(locals())
+        self.hidden_sizes = hidden_sizes
+        self.depths = depths
+        self.heads = heads
+        self.decoder_hidden_size = decoder_hidden_size
+        self.head = head
+        self.num_classes = num_classes
+        self.postprocess = postprocess
+        self.dice_weight = dice_weight
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.batch_size = batch_size
+        self.patch_size = patch_size
+        self.augment = augment
+        self.validate_every = validate_every
+        self.tile = tile
+        self.weights = weights
         self._check_head()
         if not len(self.hidden_sizes) == len(self.depths) == len(self.heads) == 4:
             raise ValueError(
@@ -54,7 +70,7 @@ class SegFormer(SemanticMethod):
     def build(self, num_classes: int) -> nn.Module:
         from transformers import SegformerConfig, SegformerForSemanticSegmentation
 
-        config = SegformerConfig(
+        config = SegformerConfig(  # type: ignore[call-arg]
             num_labels=num_classes,
             hidden_sizes=list(self.hidden_sizes),
             depths=list(self.depths),

@@ -48,7 +48,7 @@ class SemanticMethod(DeepMethod):
             )
         PostProcess.named(self.postprocess)
         if self.head == "classes":
-            self.outputs = frozenset({"foreground", "instances", "classes"})
+            self.outputs = frozenset({"foreground", "instances", "classes"})  # type: ignore[misc]
 
     def not_applicable(self, dataset: Dataset) -> str | None:
         if self.head == "classes" and "classes" not in dataset.provides:

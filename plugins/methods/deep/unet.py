@@ -42,7 +42,21 @@ class UNet(SemanticMethod):
         tile: int = 1024,
         weights: str = "",
     ) -> None:
-        self._store(locals())
+        self.depth = depth
+        self.width = width
+        self.head = head
+        self.num_classes = num_classes
+        self.postprocess = postprocess
+        self.dice_weight = dice_weight
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.batch_size = batch_size
+        self.patch_size = patch_size
+        self.augment = augment
+        self.validate_every = validate_every
+        self.tile = tile
+        self.weights = weights
         self._check_head()
 
     def stride(self) -> int:

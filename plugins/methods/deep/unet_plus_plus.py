@@ -46,7 +46,22 @@ class UNetPlusPlus(SemanticMethod):
         tile: int = 1024,
         weights: str = "",
     ) -> None:
-        self._store(locals())
+        self.encoder = encoder
+        self.pretrained = pretrained
+        self.decoder_width = decoder_width
+        self.head = head
+        self.num_classes = num_classes
+        self.postprocess = postprocess
+        self.dice_weight = dice_weight
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.batch_size = batch_size
+        self.patch_size = patch_size
+        self.augment = augment
+        self.validate_every = validate_every
+        self.tile = tile
+        self.weights = weights
         self._check_head()
 
     def build(self, num_classes: int) -> nn.Module:
@@ -68,4 +83,8 @@ class UNetPlusPlus(SemanticMethod):
         from plugins.methods.deep.checkpoint import load_matching, packaged_weights
 
         weights = packaged_weights(self.pretrained, self.encoder)
-        load_matching(model.encoder, weights, f"unet_plus_plus pretrained={self.pretrained!r}")
+        load_matching(
+            model.get_submodule("encoder"),
+            weights,
+            f"unet_plus_plus pretrained={self.pretrained!r}",
+        )

@@ -19,8 +19,8 @@ class UNetPlusPlus(nn.Module):
     def __init__(self, encoder: nn.Module, out_channels: int, decoder_width: int = 32) -> None:
         super().__init__()
         self.encoder = encoder
-        feature_channels = list(encoder.feature_info.channels())  # type: ignore[operator]
-        reductions = list(encoder.feature_info.reduction())  # type: ignore[operator]
+        feature_channels = list(encoder.feature_info.channels())  # type: ignore[union-attr, operator]
+        reductions = list(encoder.feature_info.reduction())  # type: ignore[union-attr, operator]
         self.input_reduction = reductions[0]
         levels = len(feature_channels)
         width = [decoder_width * 2 ** min(i, 3) for i in range(levels)]
