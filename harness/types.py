@@ -112,7 +112,7 @@ class Budget:
 
 BUDGETS: dict[str, Budget] = {
     "quick": Budget("quick", max_steps=20, max_seconds=60),
-    "standard": Budget("standard", max_steps=2000, max_seconds=600),
+    "standard": Budget("standard", max_steps=2000, max_seconds=180),
     "full": Budget("full", max_steps=40000, max_seconds=None),
 }
 

@@ -1,0 +1,201 @@
+"""What every deep method shares: lazy optional imports, fitting through the one engine,
+batched prediction, state round-trip as numpy arrays, and the recorded training summary.
+
+Nothing here imports torch at module level, so the methods are listed (and explain what to
+install) on a light installation without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from harness import Method, Prediction, Sample
+from plugins.methods.deep.augment import Augment
+from plugins.methods.deep.data import Target, split_validation
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from plugins.methods.deep.augment import Patch
+
+#: Optional module → what to call it in the error message.
+_PACKAGES = {
+    "torch": "PyTorch",
+    "torchvision": "torchvision",
+    "timm": "timm",
+    "transformers": "transformers",
+}
+
+
+def require(method: str, modules: Sequence[str]) -> None:
+    """Raise a clear ImportError when an optional package of ``method`` is missing."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            label = _PACKAGES.get(module, module)
+            raise ImportError(
+                f"method {method!r} needs {label}: pip install 'segbench[deep]'"
+            ) from error
+
+
+class DeepMethod(Method):
+    """Base of the deep methods; subclasses build the network and define loss and output."""
+
+    learns = True
+    uses_gpu = True
+    needs: ClassVar[tuple[str, ...]] = ("torch",)
+    #: What label map the network learns from.
+    target: ClassVar[Target] = "foreground"
+
+    # parameters every deep method has (each lists them explicitly in its __init__)
+    lr: float
+    weight_decay: float
+    schedule: str
+    batch_size: int
+    patch_size: int
+    augment: str
+    validate_every: int
+    weights: str
+
+    # set by fit() / load_state_dict()
+    model_: Any = None
+    num_classes_: int = 0
+    training_: dict[str, Any] | None = None
+    training_log_: Any = None
+
+    # ---- what subclasses provide -------------------------------------------------------
+
+    def build(self, num_classes: int) -> nn.Module:
+        """A freshly initialised network with ``num_classes`` outputs (1 = binary)."""
+        raise NotImplementedError
+
+    def stride(self) -> int:
+        """Input sizes must be multiples of this (inputs are padded to it)."""
+        return 32
+
+    def output_classes(self, train: Sequence[Sample]) -> int:
+        return 1
+
+    def batch_loss(
+        self, model: nn.Module, patches: Sequence[Patch], device: torch.device
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def infer(
+        self, model: nn.Module, images: Sequence[np.ndarray], device: torch.device
+    ) -> list[Prediction]:
+        raise NotImplementedError
+
+    def load_pretrained(self, model: nn.Module) -> None:
+        """Load packaged pretrained weights named by a parameter (none by default)."""
+
+    # ---- the shared machinery ----------------------------------------------------------
+
+    def _require(self) -> None:
+        require(self.name, self.needs)
+
+    def _device(self) -> torch.device:
+        from plugins.methods.deep.engine import resolve_device
+
+        return resolve_device(self.context.device)
+
+    def new_model(self, num_classes: int) -> nn.Module:
+        self._require()
+        model = self.build(num_classes)
+        self.load_pretrained(model)
+        if getattr(self, "weights", ""):
+            from plugins.methods.deep.checkpoint import load_matching, read_weights
+
+            load_matching(
+                model, read_weights(self.weights), f"method {self.name!r} weights={self.weights}"
+            )
+        return model
+
+    def fit(self, train: Sequence[Sample], validation: Sequence[Sample]) -> None:
+        self._require()
+        from plugins.methods.deep import engine
+        from plugins.methods.deep.data import TrainingSet
+
+        device = self._device()
+        train_part, held_out = split_validation(train, validation, self.context.seed)
+        config = engine.TrainConfig(
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            schedule=self.schedule,
+            batch_size=self.batch_size,
+            patch_size=self.patch_size,
+            augment=Augment.named(self.augment),
+            validate_every=self.validate_every,
+        )
+        engine.lr_factor(0.0, config.schedule)  # reject an unknown schedule before building
+        images = [s.image for s in held_out]
+
+        def validate(model: nn.Module) -> float:
+            from plugins.metrics.pixel import dice
+
+            predictions = self.infer(model, images, device)
+            return float(
+                np.mean(
+                    [
+                        dice(prediction=p.foreground_mask(), reference=s.foreground)
+                        for p, s in zip(predictions, held_out)
+                    ]
+                )
+            )
+
+        with engine.seeded(self.context.seed):
+            self.num_classes_ = self.output_classes(train_part)
+            model = self.new_model(self.num_classes_).to(device)
+            data = TrainingSet.from_samples(train_part, self.target)
+            result = engine.train(
+                model, data, self.batch_loss, validate, config, self.context, device
+            )
+        self.model_ = model
+        self.training_ = result.as_dict() | {"validation_images": len(held_out)}
+        self.training_log_ = result
+
+    def _fitted(self) -> nn.Module:
+        if self.model_ is None:
+            raise RuntimeError(
+                f"method {self.name!r} is not fitted: call fit() or load_state_dict() first"
+            )
+        return self.model_
+
+    def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
+        model = self._fitted()
+        device = self._device()
+        model.to(device).eval()
+        predictions = self.infer(model, list(images), device)
+        if self.training_:
+            for p in predictions:
+                p.extras["training"] = dict(self.training_)
+        return predictions
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        return self.predict_batch([image])[0]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        from plugins.methods.deep.checkpoint import to_numpy
+
+        state = to_numpy(self._fitted().state_dict(), prefix="model.")
+        state["meta.num_classes"] = np.array([self.num_classes_], dtype=np.int64)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        self._require()
+        from plugins.methods.deep.checkpoint import from_numpy
+
+        if "meta.num_classes" not in state:
+            raise ValueError(
+                f"method {self.name!r}: state has no 'meta.num_classes'; not saved by this method"
+            )
+        self.num_classes_ = int(np.asarray(state["meta.num_classes"]).ravel()[0])
+        model = self.build(self.num_classes_)
+        model.load_state_dict(from_numpy(state, prefix="model."))
+        self.model_ = model.eval()

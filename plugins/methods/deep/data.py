@@ -1,0 +1,91 @@
+"""Samples held in memory for training, and the seeded draw of augmented patches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from harness import Sample
+from plugins.methods.deep.augment import Augment, Patch, augment, random_crop
+
+Target = Literal["foreground", "classes", "instances"]
+
+
+def sample_target(sample: Sample, target: Target) -> np.ndarray:
+    """The label map a model learns from: foreground (0/1), class map, or instance ids."""
+    if target == "classes":
+        if sample.classes is None:
+            raise ValueError(f"sample {sample.id!r} has no class map; use head='binary'")
+        return np.asarray(sample.classes, dtype=np.int64)
+    if target == "instances":
+        if sample.instances is None:
+            raise ValueError(
+                f"sample {sample.id!r} has no instance map; an instance model needs one"
+            )
+        return np.asarray(sample.instances, dtype=np.int64)
+    return sample.foreground.astype(np.int64)
+
+
+def check_image(image: np.ndarray, where: str) -> np.ndarray:
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[2] < 3:
+        raise ValueError(f"{where}: expected an H×W×3 RGB image, got shape {array.shape}")
+    return array[..., :3]
+
+
+@dataclass
+class TrainingSet:
+    """Images as float32 in [0, 1] with their label maps and valid-pixel masks."""
+
+    images: list[np.ndarray]
+    labels: list[np.ndarray]
+    valid: list[np.ndarray]
+
+    @classmethod
+    def from_samples(cls, samples: Sequence[Sample], target: Target) -> TrainingSet:
+        if not samples:
+            raise ValueError("no training samples: the dataset's training split is empty")
+        images, labels, valid = [], [], []
+        for sample in samples:
+            image = check_image(sample.image, f"sample {sample.id!r}")
+            images.append(image.astype(np.float32) / 255.0)
+            labels.append(sample_target(sample, target))
+            ok = np.ones(image.shape[:2], dtype=bool)
+            if sample.ignore is not None:
+                ok &= ~np.asarray(sample.ignore, dtype=bool)
+            valid.append(ok)
+        return cls(images, labels, valid)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def draw(
+        self, rng: np.random.Generator, batch_size: int, patch_size: int, params: Augment
+    ) -> list[Patch]:
+        """``batch_size`` augmented patches from images drawn uniformly at random."""
+        patches = []
+        for index in rng.integers(0, len(self), size=batch_size):
+            crop = random_crop(
+                self.images[index], self.labels[index], self.valid[index], patch_size, rng
+            )
+            patches.append(augment(crop, params, rng))
+        return patches
+
+
+def split_validation(
+    train: Sequence[Sample], validation: Sequence[Sample], seed: int, fraction: float = 0.1
+) -> tuple[list[Sample], list[Sample]]:
+    """Use the given validation samples; without any, hold out a seeded ``fraction`` of train
+    (at least one image, and none when train has a single image: it then validates on train)."""
+    train = list(train)
+    if validation:
+        return train, list(validation)
+    if len(train) < 2:
+        return train, train
+    n_val = max(1, round(fraction * len(train)))
+    order = np.random.default_rng(seed).permutation(len(train))
+    held = set(order[:n_val].tolist())
+    return [s for i, s in enumerate(train) if i not in held], [train[i] for i in sorted(held)]

