@@ -214,8 +214,12 @@ def execute_cell(
     store_root: str | Path,
     registry: Registry | None = None,
     on_image: Callable[[str, str], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Run one cell and store its record; never raises for a failure of the cell itself."""
+    """Run one cell and store its record; never raises for a failure of the cell itself.
+
+    ``on_start`` is called once the plugins are loaded, just before fitting: executors start
+    the cell's time limit there, so it measures the cell's work and not process start-up."""
     store = Store(store_root)
     record: dict[str, Any] = {
         **spec.describe(),
@@ -247,6 +251,8 @@ def execute_cell(
                                 workdir=store.root / "work" / spec.key))
         latencies: list[float] = []
         cuda = spec.device.startswith("cuda")
+        if on_start is not None:
+            on_start()
         with PeakMemory() as memory:
             if method.learns:
                 assert dataset.train_split is not None

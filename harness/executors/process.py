@@ -20,8 +20,11 @@ from harness.store import Store
 
 
 def _child(spec: dict[str, Any], store_root: str, started: Any) -> None:
-    started.set()  # the time limit counts the cell's work, not process start-up and imports
-    execute_cell(spec_from_dict(spec), store_root)
+    # the time limit counts the cell's work, not process start-up, imports and plugin loading
+    execute_cell(spec_from_dict(spec), store_root, on_start=started.set)
+
+
+STARTUP_LIMIT_S = 600  # a worker that cannot even load its plugins in this time is stuck
 
 
 class ProcessExecutor(Executor):
@@ -46,6 +49,12 @@ class ProcessExecutor(Executor):
                     if key not in began and started.is_set():
                         began[key] = time.monotonic()
                     if proc.is_alive():
+                        if not started.is_set() and time.time() - wall > STARTUP_LIMIT_S:
+                            proc.kill()
+                            proc.join()
+                            del running[key]
+                            yield cell, error_record(cell, f"worker did not start the cell within {STARTUP_LIMIT_S} s", self.store_root)
+                            continue
                         if self.cell_timeout and key in began and time.monotonic() - began[key] > self.cell_timeout:
                             proc.kill()
                             proc.join()

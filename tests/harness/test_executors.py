@@ -32,12 +32,13 @@ def test_process_pool_gives_the_same_records_as_in_process(tmp_path: Path) -> No
 
 def test_process_timeout_kills_the_cell_and_the_run_goes_on(tmp_path: Path) -> None:
     registry = build_registry(warn=False)
-    big = ("synthetic", {"n_train": 0, "n_validation": 0, "n_test": 200, "height": 1024, "width": 1024, "n_objects": 200})
+    # thousands of 1024² images: cannot finish within the limit on any machine
+    big = ("synthetic", {"n_train": 0, "n_validation": 0, "n_test": 5000, "height": 1024, "width": 1024, "n_objects": 200})
     store = Store(tmp_path / "runs")
     result = run_benchmark(registry, [big, SYNTH], [("otsu", {})], [0], metrics=["dice"], store=store,
-                           executor="process", jobs=1, cell_timeout=5.0)
+                           executor="process", jobs=1, cell_timeout=10.0)
     slow, quick = result.cells
-    assert store.cell(slow.key)["error"] == "timeout: cell exceeded 5 s"
+    assert store.cell(slow.key)["error"] == "timeout: cell exceeded 10 s"
     assert store.cell(quick.key)["status"] == "done"
 
 

@@ -23,7 +23,7 @@ def segpc(tmp_path: Path) -> Path:
     # nested as unzipped, under a parent whose name contains "x" (breaks naive replace("x", "y"))
     base = tmp_path / "box_x" / "TCIA_SegPC_dataset" / "TCIA_SegPC_dataset"
     rng = np.random.default_rng(0)
-    for split, folder, ids in [
+    for _split, folder, ids in [
         ("train", base / "train", ["106", "1697"]),
         ("validation", base / "validation" / "validation", ["9736"]),
     ]:
