@@ -16,20 +16,11 @@ import numpy as np
 
 from harness import ImagePair, MetricSpec, hookimpl
 from plugins.metrics.matching import distances_at
+from plugins.metrics.nearest import boundary
 from plugins.metrics.pixel import foreground_pair
 
 #: Default NSD tolerance in the distance unit (pixels unless the dataset gives a spacing).
 NSD_TOLERANCE = 2.0
-
-
-def boundary(mask: np.ndarray) -> np.ndarray:
-    """Pixels of ``mask`` with a 4-neighbour outside it (the image border counts as outside)."""
-    m = np.asarray(mask, dtype=bool)
-    inner = np.zeros_like(m)
-    if m.shape[0] > 2 and m.shape[1] > 2:
-        c = m[1:-1, 1:-1]
-        inner[1:-1, 1:-1] = c & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
-    return m & ~inner
 
 
 def surface_distances(

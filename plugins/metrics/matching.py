@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
 
 from harness import ImagePair
+from plugins.metrics.nearest import squared_distances
 
 
 def check_labels(prediction: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -161,16 +161,15 @@ def distances_at(
     target: np.ndarray, at: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)
 ) -> np.ndarray:
     """Exact Euclidean distance (float64) from every True pixel of ``at`` to the nearest True
-    pixel of ``target`` (which must have one), from a distance transform of the window.
+    pixel of ``target`` (which must have one); both are boolean masks of one window.
 
-    Isotropic spacing uses OpenCV's exact (Felzenszwalb) transform, whose float32 output is
-    snapped to the exact root of the nearest integer squared distance (exact while the window
-    diagonal is below 2000 px); otherwise scipy's float64 transform is used.
+    Isotropic spacing (window diagonal below 2000 px) takes the exact integer squared
+    distances of :func:`plugins.metrics.nearest.squared_distances`; otherwise scipy's float64
+    transform with the spacing is used.
     """
     if spacing[0] == spacing[1] and math.hypot(*target.shape) < 2000:
-        raw = cv2.distanceTransform((~target).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        d = raw[at].astype(np.float64)
-        return np.sqrt(np.rint(d * d)) * spacing[0]  # type: ignore[no-any-return]
+        d2 = squared_distances(target, at)
+        return np.sqrt(d2.astype(np.float64)) * spacing[0]  # type: ignore[no-any-return]
     edt = ndi.distance_transform_edt(~target, sampling=spacing)
     return edt[at]  # type: ignore[no-any-return]
 
