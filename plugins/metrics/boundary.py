@@ -38,7 +38,7 @@ def surface_distances(
     cols = np.flatnonzero(bp.any(axis=0) | br.any(axis=0))
     win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     bp, br = bp[win], br[win]
-    return distances_at(br, bp, spacing), distances_at(bp, br, spacing)
+    return distances_at(br, bp, spacing, thin=True), distances_at(bp, br, spacing, thin=True)
 
 
 def boundary_statistics(

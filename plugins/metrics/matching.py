@@ -158,17 +158,23 @@ def hungarian(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def distances_at(
-    target: np.ndarray, at: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)
+    target: np.ndarray,
+    at: np.ndarray,
+    spacing: tuple[float, float] = (1.0, 1.0),
+    *,
+    thin: bool = False,
 ) -> np.ndarray:
     """Exact Euclidean distance (float64) from every True pixel of ``at`` to the nearest True
-    pixel of ``target`` (which must have one); both are boolean masks of one window.
+    pixel of ``target`` (which must have one); both are boolean masks of one window
+    (``thin``: the target is a boundary map, as in
+    :func:`plugins.metrics.nearest.squared_distances`).
 
     Isotropic spacing (window diagonal below 2000 px) takes the exact integer squared
     distances of :func:`plugins.metrics.nearest.squared_distances`; otherwise scipy's float64
     transform with the spacing is used.
     """
     if spacing[0] == spacing[1] and math.hypot(*target.shape) < 2000:
-        d2 = squared_distances(target, at)
+        d2 = squared_distances(target, at, thin=thin)
         return np.sqrt(d2.astype(np.float64)) * spacing[0]  # type: ignore[no-any-return]
     edt = ndi.distance_transform_edt(~target, sampling=spacing)
     return edt[at]  # type: ignore[no-any-return]

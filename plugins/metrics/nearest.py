@@ -17,6 +17,7 @@ arithmetic, by whichever of three exact routes is cheapest for the query:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import cv2
@@ -61,21 +62,26 @@ def transform_squared(target: np.ndarray, at_flat: np.ndarray) -> np.ndarray:
     return np.rint(d * d).astype(np.int64)
 
 
+@functools.cache
 def _offsets(reach: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(squared lengths, row offsets, column offsets) of every non-zero offset with squared
-    length up to ``reach``, in increasing order of length."""
+    length up to ``reach``, in increasing order of length (read-only, computed once)."""
     r = math.isqrt(reach)
     dr, dc = (a.ravel() for a in np.mgrid[-r : r + 1, -r : r + 1])
     d2 = dr * dr + dc * dc
     keep = np.flatnonzero((d2 > 0) & (d2 <= reach))
     order = keep[np.argsort(d2[keep], kind="stable")]
-    return d2[order], dr[order], dc[order]
+    out = (d2[order], dr[order], dc[order])
+    for a in out:
+        a.setflags(write=False)
+    return out
 
 
-def squared_distances(target: np.ndarray, at: np.ndarray) -> np.ndarray:
+def squared_distances(target: np.ndarray, at: np.ndarray, *, thin: bool = False) -> np.ndarray:
     """Exact squared Euclidean distance (int64, pixels) from every True pixel of ``at``
     (row-major order) to the nearest True pixel of ``target`` (which must have one); both
-    are boolean masks of one window."""
+    are boolean masks of one window.  ``thin``: the target is already its own 4-boundary
+    (a boundary map), so the k-d tree takes all its pixels."""
     h, w = target.shape
     at_flat = np.flatnonzero(at)
     out = np.zeros(at_flat.size, dtype=np.int64)
@@ -111,7 +117,7 @@ def squared_distances(target: np.ndarray, at: np.ndarray) -> np.ndarray:
     elif pending.size > TREE_SHARE * h * w:
         d2[pending] = transform_squared(target, at_flat[outside[pending]])
     elif pending.size:
-        t_rows, t_cols = np.divmod(np.flatnonzero(boundary(target)), w)
+        t_rows, t_cols = np.divmod(np.flatnonzero(target if thin else boundary(target)), w)
         points = np.column_stack((t_rows, t_cols)).astype(np.float64)
         tree = cKDTree(points, leafsize=32, balanced_tree=False, compact_nodes=False)
         q_rows, q_cols = rows[pending], cols[pending]

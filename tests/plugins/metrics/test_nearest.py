@@ -58,6 +58,18 @@ def test_squared_distances_equal_scipy_on_random_masks(
         np.testing.assert_array_equal(got, reference_squared(target, at), err_msg=f"seed {seed}")
 
 
+def test_boundary_targets_marked_thin_give_the_same_distances(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(nearest, "TREE_SHARE", 2.0)  # the tree answers whatever is left
+    for seed in range(40):
+        target, at = random_masks(seed)
+        edge = boundary(target)
+        expected = reference_squared(edge, at)
+        np.testing.assert_array_equal(squared_distances(edge, at, thin=True), expected)
+        np.testing.assert_array_equal(squared_distances(edge, at), expected)
+
+
 def test_far_sets_need_the_tree_and_are_still_exact() -> None:
     target = np.zeros((120, 150), bool)
     target[0, 0] = target[119, 3] = target[60, 149] = True  # corners and a border pixel
