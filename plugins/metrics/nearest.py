@@ -108,8 +108,9 @@ def squared_distances(target: np.ndarray, at: np.ndarray, *, thin: bool = False)
         for first in range(0, pending.size, CHUNK):  # bounds the temporary index matrix
             part = pending[first : first + CHUNK]
             hits = flat[base[part, None] + steps[None, start:stop]]
-            found = hits.any(axis=1)
-            d2[part[found]] = ring_d2[start:stop][hits[found].argmax(axis=1)]
+            first_hit = hits.argmax(axis=1)  # nearest offset of the band holding a target
+            found = hits[np.arange(part.size), first_hit]
+            d2[part[found]] = ring_d2[start:stop][first_hit[found]]
         pending = pending[d2[pending] == 0]
         start = stop
     if pending.size == 0:
