@@ -27,7 +27,8 @@ from scipy.spatial import cKDTree
 
 #: Largest squared offset length tried directly before the k-d tree takes over.
 OFFSET_REACH = 128
-#: Upper squared lengths of the bands of offsets tried together (nearest band first).
+#: Upper squared lengths of the bands of offsets tried together (nearest band first; the
+#: first band must hold a single length).
 OFFSET_BANDS = (1, 2, 5, 10, 18, 32, 64, 128)
 #: A window transform (~20 ns a pixel) beats per-pixel queries (~0.5 µs in the tree, ~0.1 µs
 #: through the offsets) once the query pixels exceed these fractions of the window.
@@ -100,9 +101,15 @@ def squared_distances(target: np.ndarray, at: np.ndarray, *, thin: bool = False)
     ring_d2, dr, dc = _offsets(OFFSET_REACH)
     steps = dr * (w + 2 * r) + dc
     base = (rows + r) * (w + 2 * r) + (cols + r)
-    pending = np.arange(outside.size)
-    start = 0
-    for stop in np.searchsorted(ring_d2, OFFSET_BANDS, side="right").tolist():
+    stops = np.searchsorted(ring_d2, OFFSET_BANDS, side="right").tolist()
+    # The first band holds one length (the four neighbours): plain gathers find its hits.
+    hit = np.zeros(outside.size, dtype=bool)
+    for step in steps[: stops[0]].tolist():
+        hit |= flat[base + step]
+    d2[hit] = ring_d2[0]
+    pending = np.flatnonzero(~hit)
+    start = stops[0]
+    for stop in stops[1:]:
         if pending.size == 0:
             break
         for first in range(0, pending.size, CHUNK):  # bounds the temporary index matrix
