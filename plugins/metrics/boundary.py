@@ -4,8 +4,9 @@ and normalized surface Dice (nsd).
 Boundary of a mask = mask pixels with a 4-neighbour outside the mask; pixels on the image
 border count as boundary.  Distances are Euclidean, in the dataset's pixel spacing (pixels
 when it gives none), computed exactly within the bounding box of both boundaries
-(:mod:`plugins.metrics.nearest`; scipy's transform for anisotropic spacing).  Empty policy (METRICS.md): both empty -> hd = hd95 = 0, nsd = 1; exactly one
-empty -> hd = hd95 = the image diagonal, nsd = 0.
+(:mod:`plugins.metrics.nearest`; scipy's transform for anisotropic spacing).  Empty policy
+(METRICS.md): both empty -> hd = hd95 = 0, nsd = 1; exactly one empty -> hd = hd95 = the
+image diagonal, nsd = 0.
 """
 
 from __future__ import annotations
