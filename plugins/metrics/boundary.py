@@ -3,9 +3,10 @@ and normalized surface Dice (nsd).
 
 Boundary of a mask = mask pixels with a 4-neighbour outside the mask; pixels on the image
 border count as boundary.  Distances are Euclidean, in the dataset's pixel spacing (pixels
-when it gives none), from exact distance transforms restricted to the bounding box of both
-boundaries.  Empty policy (METRICS.md): both empty -> hd = hd95 = 0, nsd = 1; exactly one
-empty -> hd = hd95 = the image diagonal, nsd = 0.
+when it gives none), computed exactly within the bounding box of both boundaries
+(:mod:`plugins.metrics.nearest`; scipy's transform for anisotropic spacing).  Empty policy
+(METRICS.md): both empty -> hd = hd95 = 0, nsd = 1; exactly one empty -> hd = hd95 = the
+image diagonal, nsd = 0.
 """
 
 from __future__ import annotations
@@ -16,20 +17,11 @@ import numpy as np
 
 from harness import ImagePair, MetricSpec, hookimpl
 from plugins.metrics.matching import distances_at
+from plugins.metrics.nearest import boundary
 from plugins.metrics.pixel import foreground_pair
 
 #: Default NSD tolerance in the distance unit (pixels unless the dataset gives a spacing).
 NSD_TOLERANCE = 2.0
-
-
-def boundary(mask: np.ndarray) -> np.ndarray:
-    """Pixels of ``mask`` with a 4-neighbour outside it (the image border counts as outside)."""
-    m = np.asarray(mask, dtype=bool)
-    inner = np.zeros_like(m)
-    if m.shape[0] > 2 and m.shape[1] > 2:
-        c = m[1:-1, 1:-1]
-        inner[1:-1, 1:-1] = c & m[:-2, 1:-1] & m[2:, 1:-1] & m[1:-1, :-2] & m[1:-1, 2:]
-    return m & ~inner
 
 
 def surface_distances(
@@ -47,7 +39,7 @@ def surface_distances(
     cols = np.flatnonzero(bp.any(axis=0) | br.any(axis=0))
     win = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     bp, br = bp[win], br[win]
-    return distances_at(br, bp, spacing), distances_at(bp, br, spacing)
+    return distances_at(br, bp, spacing, thin=True), distances_at(bp, br, spacing, thin=True)
 
 
 def boundary_statistics(

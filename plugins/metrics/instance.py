@@ -30,8 +30,10 @@ def dsb_statistics(table: OverlapTable) -> dict[str, float]:
     """Per-threshold TP/FP/FN and the image score of the DSB 2018 metric."""
     stats: dict[str, float] = {}
     scores = []
+    rows, cols = table.pairs_above(1, 2)  # every threshold >= 0.5 keeps a subset of these
+    inter, union = table.intersection[rows, cols], table.union[rows, cols]
     for k in DSB_PERCENTS:
-        tp = int(table.pairs_above(k, 100)[0].size)
+        tp = int(np.count_nonzero(inter * 100 > k * union))  # IoU > k/100, exactly
         fp, fn = table.n_pred - tp, table.n_ref - tp
         stats[f"tp_{k}"], stats[f"fp_{k}"], stats[f"fn_{k}"] = float(tp), float(fp), float(fn)
         scores.append(ratio(tp, tp + fp + fn, empty=1.0))

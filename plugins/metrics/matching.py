@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
 
 from harness import ImagePair
+from plugins.metrics.nearest import squared_distances
 
 
 def check_labels(prediction: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -62,8 +62,10 @@ class OverlapTable:
     """Pixel overlaps between every reference object (rows) and predicted object (columns).
 
     ``ref_ids`` / ``pred_ids`` are the original ids (ascending), ``ref_areas`` / ``pred_areas``
-    their pixel counts, ``intersection[i, j]`` = |G_i ∩ S_j|.  ``ref_image`` / ``pred_image``
-    hold compact ids (row/column index + 1; 0 = background) for windowed distance work.
+    their pixel counts, ``intersection[i, j]`` = |G_i ∩ S_j|.  ``ref_labels`` /
+    ``pred_labels`` are the label images holding those ids; ``ref_image`` / ``pred_image``
+    (built on first use) hold compact ids (row/column index + 1; 0 = background) for
+    windowed distance work.
     """
 
     ref_ids: np.ndarray
@@ -71,9 +73,21 @@ class OverlapTable:
     ref_areas: np.ndarray
     pred_areas: np.ndarray
     intersection: np.ndarray
-    ref_image: np.ndarray
-    pred_image: np.ndarray
+    ref_labels: np.ndarray
+    pred_labels: np.ndarray
     _memo: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def ref_image(self) -> np.ndarray:
+        if "image_ref" not in self._memo:
+            self._memo["image_ref"] = relabel(self.ref_labels, self.ref_ids)
+        return self._memo["image_ref"]  # type: ignore[no-any-return]
+
+    @property
+    def pred_image(self) -> np.ndarray:
+        if "image_pred" not in self._memo:
+            self._memo["image_pred"] = relabel(self.pred_labels, self.pred_ids)
+        return self._memo["image_pred"]  # type: ignore[no-any-return]
 
     @property
     def n_ref(self) -> int:
@@ -118,23 +132,59 @@ class OverlapTable:
         return self._memo[key]  # type: ignore[no-any-return]
 
 
+def relabel(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Compact image (``ids[k]`` -> k + 1, 0 stays 0) of a label image whose objects are the
+    sorted ``ids``."""
+    if ids.size == 0 or int(ids[-1]) == ids.size:  # already 1..n
+        return labels.astype(np.int32, copy=False)
+    lut = np.zeros(int(ids[-1]) + 1, dtype=np.int32)
+    lut[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
+    return lut[labels]  # type: ignore[no-any-return]
+
+
 def overlap_table(*, prediction: np.ndarray, reference: np.ndarray) -> OverlapTable:
-    """Build the overlap table of two instance label images (one bincount over combined ids)."""
+    """Build the overlap table of two instance label images (one bincount over combined ids).
+
+    Small id ranges are combined as they are (areas are the table's margins); otherwise ids
+    are first made compact.
+    """
     p, r = check_labels(prediction, reference)
+    top_r = int(r.max()) if r.size else 0
+    top_p = int(p.max()) if p.size else 0
+    if (top_r + 1) * (top_p + 1) <= 4 * r.size + 4096:
+        key = r.astype(np.intp)
+        key *= top_p + 1
+        np.add(key, p, out=key, casting="unsafe")  # p <= top_p: no overflow, no sign change
+        full = np.bincount(key.ravel(), minlength=(top_r + 1) * (top_p + 1))
+        full = full.reshape(top_r + 1, top_p + 1)
+        ref_counts, pred_counts = full.sum(axis=1), full.sum(axis=0)
+        r_ids = np.flatnonzero(ref_counts[1:]) + 1
+        p_ids = np.flatnonzero(pred_counts[1:]) + 1
+        return OverlapTable(
+            ref_ids=r_ids,
+            pred_ids=p_ids,
+            ref_areas=ref_counts[r_ids].astype(np.int64),
+            pred_areas=pred_counts[p_ids].astype(np.int64),
+            intersection=full[np.ix_(r_ids, p_ids)].astype(np.int64),
+            ref_labels=r,
+            pred_labels=p,
+        )
     r_img, r_ids, r_areas = compact(r)
     p_img, p_ids, p_areas = compact(p)
     n_r, n_p = r_ids.size, p_ids.size
     combined = r_img.astype(np.intp) * (n_p + 1) + p_img
     full = np.bincount(combined.ravel(), minlength=(n_r + 1) * (n_p + 1)).reshape(n_r + 1, n_p + 1)
-    return OverlapTable(
+    table = OverlapTable(
         ref_ids=r_ids,
         pred_ids=p_ids,
         ref_areas=r_areas,
         pred_areas=p_areas,
         intersection=full[1:, 1:].astype(np.int64),
-        ref_image=r_img,
-        pred_image=p_img,
+        ref_labels=r,
+        pred_labels=p,
     )
+    table._memo.update(image_ref=r_img, image_pred=p_img)
+    return table
 
 
 def partners(intersection: np.ndarray, axis: int) -> np.ndarray:
@@ -158,19 +208,24 @@ def hungarian(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def distances_at(
-    target: np.ndarray, at: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)
+    target: np.ndarray,
+    at: np.ndarray,
+    spacing: tuple[float, float] = (1.0, 1.0),
+    *,
+    thin: bool = False,
 ) -> np.ndarray:
     """Exact Euclidean distance (float64) from every True pixel of ``at`` to the nearest True
-    pixel of ``target`` (which must have one), from a distance transform of the window.
+    pixel of ``target`` (which must have one); both are boolean masks of one window
+    (``thin``: the target is a boundary map, as in
+    :func:`plugins.metrics.nearest.squared_distances`).
 
-    Isotropic spacing uses OpenCV's exact (Felzenszwalb) transform, whose float32 output is
-    snapped to the exact root of the nearest integer squared distance (exact while the window
-    diagonal is below 2000 px); otherwise scipy's float64 transform is used.
+    Isotropic spacing (window diagonal below 2000 px) takes the exact integer squared
+    distances of :func:`plugins.metrics.nearest.squared_distances`; otherwise scipy's float64
+    transform with the spacing is used.
     """
     if spacing[0] == spacing[1] and math.hypot(*target.shape) < 2000:
-        raw = cv2.distanceTransform((~target).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-        d = raw[at].astype(np.float64)
-        return np.sqrt(np.rint(d * d)) * spacing[0]  # type: ignore[no-any-return]
+        d2 = squared_distances(target, at, thin=thin)
+        return np.sqrt(d2.astype(np.float64)) * spacing[0]  # type: ignore[no-any-return]
     edt = ndi.distance_transform_edt(~target, sampling=spacing)
     return edt[at]  # type: ignore[no-any-return]
 
