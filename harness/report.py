@@ -22,6 +22,17 @@ def _cell(value: str) -> str:
     return value.replace("|", "\\|").replace("\n", " ")
 
 
+def _budget(budget: Any) -> str:
+    if not budget:
+        return ""
+    limits = []
+    if budget.get("max_steps"):
+        limits.append(f"{budget['max_steps']} steps")
+    if budget.get("max_seconds"):
+        limits.append(f"{budget['max_seconds']:g} s")
+    return f", training budget '{budget['name']}'" + (f" (at most {' / '.join(limits)} per method)" if limits else "")
+
+
 def render_markdown(folder: Path) -> str:
     rows = read_csv(folder / "leaderboard.csv")
     with open(folder / "run.json") as fh:
@@ -64,8 +75,9 @@ def render_markdown(folder: Path) -> str:
         + (", dirty" if prov["segbench"].get("dirty") else "")
         + f") on {prov['machine'].get('cpu', '')} ({prov['machine'].get('cpu_count', '?')} cores"
         + (f", GPU {prov['machine']['gpu']}" if prov["machine"].get("gpu") else ", no GPU")
-        + f"), seeds {', '.join(map(str, prov.get('seeds', [])))}, {prov.get('date', '')}. "
-        "Provenance in run.json.",
+        + f"), seeds {', '.join(map(str, prov.get('seeds', [])))}"
+        + _budget(prov.get("budget"))
+        + f", {prov.get('date', '')}. Provenance in run.json.",
     ]
     notes = prov.get("notes")
     if notes:
