@@ -18,7 +18,7 @@ import numpy as np
 from harness import ImagePair, MetricSpec, hookimpl
 from plugins.metrics.matching import distances_at
 from plugins.metrics.nearest import boundary
-from plugins.metrics.pixel import foreground_pair
+from plugins.metrics.pixel import foreground_pair, paired_arrays
 
 #: Default NSD tolerance in the distance unit (pixels unless the dataset gives a spacing).
 NSD_TOLERANCE = 2.0
@@ -28,10 +28,8 @@ def surface_distances(
     *, prediction: np.ndarray, reference: np.ndarray, spacing: tuple[float, float] = (1.0, 1.0)
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(distances of ∂P pixels to ∂R, distances of ∂R pixels to ∂P), or None if a side is empty."""
-    p = np.asarray(prediction) > 0
-    r = np.asarray(reference) > 0
-    if p.shape != r.shape:
-        raise ValueError(f"prediction shape {p.shape} differs from reference shape {r.shape}")
+    p, r = paired_arrays(prediction, reference)
+    p, r = p > 0, r > 0
     bp, br = boundary(p), boundary(r)
     if not bp.any() or not br.any():
         return None

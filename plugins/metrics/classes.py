@@ -12,16 +12,13 @@ import numpy as np
 
 from harness import ImagePair, MetricSpec, hookimpl
 from plugins.metrics.matching import compact
-from plugins.metrics.pixel import dice_from_counts, foreground_pair, iou_from_counts
+from plugins.metrics.pixel import dice_from_counts, foreground_pair, iou_from_counts, paired_arrays
 
 CLASSES = frozenset({"classes"})
 
 
 def _class_maps(prediction: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p = np.asarray(prediction)
-    r = np.asarray(reference)
-    if p.shape != r.shape:
-        raise ValueError(f"prediction shape {p.shape} differs from reference shape {r.shape}")
+    p, r = paired_arrays(prediction, reference)
     if p.size == 0:
         raise ValueError("class metrics of an empty image are undefined")
     for name, a in (("prediction", p), ("reference", r)):

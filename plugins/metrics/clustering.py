@@ -11,6 +11,7 @@ import numpy as np
 
 from harness import ImagePair, MetricSpec, hookimpl
 from plugins.metrics.matching import hungarian
+from plugins.metrics.pixel import paired_arrays
 
 
 def cluster_dice(*, prediction: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -22,10 +23,7 @@ def cluster_dice(*, prediction: np.ndarray, reference: np.ndarray) -> dict[str, 
     Higher is better, range [0, 1]; an image has at least one cluster and one class, so
     there is no empty case.  Image level.
     """
-    p = np.asarray(prediction)
-    r = np.asarray(reference)
-    if p.shape != r.shape:
-        raise ValueError(f"prediction shape {p.shape} differs from reference shape {r.shape}")
+    p, r = paired_arrays(prediction, reference)
     if p.size == 0:
         raise ValueError("cluster_dice of an empty image is undefined")
     clusters, p_idx = np.unique(p.ravel(), return_inverse=True)

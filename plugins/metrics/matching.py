@@ -19,14 +19,12 @@ from scipy.optimize import linear_sum_assignment
 
 from harness import ImagePair
 from plugins.metrics.nearest import squared_distances
+from plugins.metrics.pixel import paired_arrays
 
 
 def check_labels(prediction: Any, reference: Any) -> tuple[np.ndarray, np.ndarray]:
     """Both label images as integer arrays of one 2-D shape; a clear error otherwise."""
-    p = np.asarray(prediction)
-    r = np.asarray(reference)
-    if p.shape != r.shape:
-        raise ValueError(f"prediction shape {p.shape} differs from reference shape {r.shape}")
+    p, r = paired_arrays(prediction, reference)
     for name, a in (("prediction", p), ("reference", r)):
         if a.ndim != 2:
             raise ValueError(f"{name} must be a 2-D label image, got shape {a.shape}")

@@ -11,11 +11,17 @@ import numpy as np
 from harness import ImagePair, MetricSpec, hookimpl
 
 
-def _masks(prediction: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def paired_arrays(prediction: object, reference: object) -> tuple[np.ndarray, np.ndarray]:
+    """Both inputs as arrays of one shape; every metric function checks its inputs this way."""
     p = np.asarray(prediction)
     r = np.asarray(reference)
     if p.shape != r.shape:
         raise ValueError(f"prediction shape {p.shape} differs from reference shape {r.shape}")
+    return p, r
+
+
+def _masks(prediction: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    p, r = paired_arrays(prediction, reference)
     return p > 0, r > 0
 
 
@@ -69,10 +75,7 @@ def pixel_accuracy(*, prediction: np.ndarray, reference: np.ndarray) -> float:
     For binary use pass foreground masks; for class maps pass the class maps.  Higher is
     better, range [0, 1].  An image has at least one pixel, so it is always defined.
     """
-    p = np.asarray(prediction)
-    r = np.asarray(reference)
-    if p.shape != r.shape:
-        raise ValueError(f"prediction shape {p.shape} differs from reference shape {r.shape}")
+    p, r = paired_arrays(prediction, reference)
     if p.size == 0:
         raise ValueError("pixel_accuracy of an empty image is undefined")
     return float(np.count_nonzero(p == r)) / p.size
