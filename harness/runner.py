@@ -152,7 +152,9 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _check_prediction(pred: Prediction, sample: Sample, outputs: frozenset[str], method: str) -> None:
+def check_prediction(pred: Prediction, sample: Sample, outputs: frozenset[str], method: str) -> None:
+    """Raise when a prediction is not a Prediction, lacks a declared output, or has the wrong
+    size (used by the runner per image and by the conformance kit)."""
     if not isinstance(pred, Prediction):
         raise TypeError(f"method {method!r} returned {type(pred).__name__}, expected harness.Prediction")
     missing = set(outputs) - set(pred.provides())
@@ -312,7 +314,7 @@ def _evaluate_one(
     try:
         with Stopwatch(cuda_sync=cuda) as clock:
             pred = method.predict(sample.image)
-        _check_prediction(pred, sample, method.outputs, method.name)
+        check_prediction(pred, sample, method.outputs, method.name)
     except (MemoryError, CellTimeout):
         raise
     except Exception as exc:  # noqa: BLE001

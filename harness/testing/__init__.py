@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from harness.plugins import Entry, Kind, Registry, build_registry
+from harness.runner import check_prediction
 from harness.types import (
     CAPABILITIES,
     Budget,
@@ -160,16 +161,11 @@ def check_method(method_cls: type[Method], params: Mapping[str, Any] | None = No
     fitted = _fitted(method_cls, params, dataset, seed=3)
     samples = list(dataset.samples(dataset.eval_splits[0]))
     predictions = [fitted.predict(s.image) for s in samples]
-    for sample, pred in zip(samples, predictions, strict=False):
-        if not isinstance(pred, Prediction):
-            raise _fail(label, f"predict() returned {type(pred).__name__}, not Prediction")
-        missing = set(method.outputs) - set(pred.provides())
-        if missing:
-            raise _fail(label, f"declares outputs {sorted(method.outputs)} but returned no {sorted(missing)}")
-        for name in ("foreground", "instances", "classes", "clusters"):
-            arr = getattr(pred, name)
-            if arr is not None and arr.shape != sample.image.shape[:2]:
-                raise _fail(label, f"{name} has shape {arr.shape}, image is {sample.image.shape[:2]}")
+    for sample, pred in zip(samples, predictions, strict=True):
+        try:
+            check_prediction(pred, sample, method.outputs, method.name)
+        except (TypeError, ValueError) as exc:
+            raise _fail(label, str(exc)) from None
         if pred.instances is not None and (not np.issubdtype(pred.instances.dtype, np.integer) or pred.instances.min() < 0):
             raise _fail(label, "instances must be a non-negative integer map")
     again = _fitted(method_cls, params, dataset, seed=3)
