@@ -192,7 +192,7 @@ def build_leaderboard(
     splits = mine[0]["eval_splits"]
     ranked = ranked_metrics(registry, dataset, metrics, splits)
     specs = {m.name: registry.metric(m.name) for m in ranked}
-    rows = measured_rows(store, run["cells"], dataset, ranked, specs)
+    rows = measured_rows(store, mine, ranked, specs)
     if reference is not None:
         rows += reference_rows(reference, ranked)
     table = rank(rows, ranked)

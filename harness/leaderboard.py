@@ -66,18 +66,18 @@ def competition_ranks(values: Sequence[float], higher_is_better: bool) -> list[i
 
 
 def measured_rows(
-    store: Store, keys: Sequence[str], dataset: str, metrics: Sequence[RankedMetric], specs: Mapping[str, MetricSpec]
+    store: Store, cells: Sequence[Mapping[str, Any]], metrics: Sequence[RankedMetric], specs: Mapping[str, MetricSpec]
 ) -> list[Row]:
-    """One row per entry (method + parameters), averaging split values over seeds."""
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for key in keys:
-        record = store.cell(key)
-        if record is None or record.get("dataset") != dataset:
-            continue
+    """One row per entry (method + parameters) of one dataset's cell records, averaging split
+    values over seeds; split values are reduced again from the stored per-image statistics."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for record in cells:
         groups.setdefault(record["label"], []).append(record)
+    splits = sorted({s for m in metrics for s in m.splits})
+    used = [specs[m.name] for m in metrics]
     rows = []
     for label, records in sorted(groups.items()):
-        records.sort(key=lambda r: r["seed"])
+        records = sorted(records, key=lambda r: r["seed"])
         row = Row(entry=label, source="measured", method=records[0]["method"], params=records[0]["params"],
                   seeds=[r["seed"] for r in records], device=records[0].get("device", ""),
                   budget=records[0].get("budget", "") if records[0].get("learns") else "")
@@ -89,10 +89,7 @@ def measured_rows(
         per_seed: dict[str, list[float]] = {}
         failed = 0
         for record in records:
-            images = store.images(record["key"])
-            splits = sorted({s for m in metrics for s in m.splits})
-            used = [specs[m.name] for m in metrics]
-            summary = summarise_splits(images, used, splits)
+            summary = summarise_splits(store.images(record["key"]), used, splits)
             for m in metrics:
                 for s in m.splits:
                     entry = summary.get(s, {}).get(m.name, {})
