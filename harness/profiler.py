@@ -60,9 +60,10 @@ class PeakMemory:
     gpu_name: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
+    _proc: psutil.Process = field(default_factory=psutil.Process, repr=False)
 
     def _rss(self) -> float:
-        proc = psutil.Process()
+        proc = self._proc
         total = proc.memory_info().rss
         for child in proc.children(recursive=True):
             with contextlib.suppress(psutil.Error):
@@ -74,6 +75,7 @@ class PeakMemory:
             self.peak_rss_mb = max(self.peak_rss_mb, self._rss())
 
     def __enter__(self) -> PeakMemory:
+        self._proc = psutil.Process()
         self.baseline_rss_mb = self.peak_rss_mb = self._rss()
         torch = _torch_cuda()
         if torch is not None:

@@ -25,7 +25,7 @@ import harness
 from harness.plugins import Registry, build_registry
 from harness.profiler import PeakMemory, Stopwatch, latency_summary
 from harness.store import Store
-from harness.types import BUDGETS, ImagePair, MetricSpec, Prediction, RunContext, Sample
+from harness.types import BUDGETS, ImagePair, MetricSpec, Prediction, RunContext, Sample, with_implied
 
 
 class CellTimeout(Exception):
@@ -134,7 +134,7 @@ def applicable_metrics(
     """Metrics whose requirements the dataset and method both meet (all installed, or a
     selection; a selected metric that is not installed is an error)."""
     names = list(selected) if selected else sorted(registry.metrics)
-    pred = frozenset(prediction_provides) | ({"foreground"} if prediction_provides & {"instances", "classes"} else set())
+    pred = with_implied(prediction_provides)
     out = []
     for name in names:
         spec = registry.metric(name)

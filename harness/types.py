@@ -27,6 +27,14 @@ CAPABILITIES: frozenset[str] = frozenset(
 )
 
 
+def with_implied(capabilities: frozenset[str] | set[str]) -> frozenset[str]:
+    """Capabilities plus what they imply: an instance or class map gives a foreground."""
+    caps = set(capabilities)
+    if caps & {"instances", "classes"}:
+        caps.add("foreground")
+    return frozenset(caps)
+
+
 @dataclass(frozen=True)
 class Sample:
     """One image of a dataset with its reference annotation.
@@ -84,14 +92,13 @@ class Prediction:
         raise ValueError("prediction has no foreground, instances or classes")
 
     def provides(self) -> frozenset[str]:
-        have = {
-            name
-            for name in ("foreground", "instances", "classes", "clusters", "detections")
-            if getattr(self, name) is not None
-        }
-        if have & {"instances", "classes"}:
-            have.add("foreground")
-        return frozenset(have)
+        return with_implied(
+            {
+                name
+                for name in ("foreground", "instances", "classes", "clusters", "detections")
+                if getattr(self, name) is not None
+            }
+        )
 
 
 # --------------------------------------------------------------------------------------
