@@ -46,9 +46,6 @@ class Source:
         return self.distribution == OWN_DISTRIBUTION
 
 
-LOCAL_SOURCE = Source(entry_point="<local>", distribution="<local>", version="0")
-
-
 @dataclass(frozen=True)
 class Entry:
     kind: Kind

@@ -21,7 +21,6 @@ import numpy as np
 #: ``foreground``: a binary mask (any instance or class map implies it);
 #: ``instances``: an int32 instance-id map; ``classes``: a class map;
 #: ``clusters``: an unsupervised cluster map (methods only); ``detections``: classified points.
-Capability = Literal["foreground", "instances", "classes", "clusters", "detections"]
 CAPABILITIES: frozenset[str] = frozenset(
     {"foreground", "instances", "classes", "clusters", "detections"}
 )
