@@ -23,7 +23,7 @@ from plugins.metrics.matching import (
     ratio,
     require_images,
 )
-from plugins.metrics.nearest import squared_distances
+from plugins.metrics.nearest import PAD, Target, band_search, boundary, pad
 
 INSTANCES = frozenset({"instances"})
 CITATION = "Sirinukunwattana et al., Medical Image Analysis 35:489-502, 2017 (GlaS 2015)"
@@ -89,19 +89,166 @@ def reduce_object_dice(stats: Sequence[Mapping[str, float]]) -> dict[str, float]
     return {"value": _halves(stats, empty=1.0)}
 
 
-def _hausdorff(table: OverlapTable, i: int, j: int) -> float:
-    """All-pixel Hausdorff distance between reference object i and predicted object j, from
-    exact squared distances within the window holding both (a directed part is 0 when the
-    object lies inside the other one, which the overlap table tells without any distance)."""
-    a = table.bboxes("ref")[i]
-    b = table.bboxes("pred")[j]
-    win = tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b, strict=True))
-    ref = table.ref_image[win] == i + 1
-    pred = table.pred_image[win] == j + 1
-    shared = table.intersection[i, j]
-    to_pred = 0 if shared == table.ref_areas[i] else int(squared_distances(pred, ref).max())
-    to_ref = 0 if shared == table.pred_areas[j] else int(squared_distances(ref, pred).max())
-    return math.sqrt(max(to_pred, to_ref))  # exact squares: the root of the max is the max root
+class ObjectGeometry:
+    """Per-object boundaries, boxes and padded label images of one overlap table, built on
+    first use and shared by every Hausdorff distance of the image."""
+
+    def __init__(self, table: OverlapTable) -> None:
+        self.table = table
+        self.images = {"ref": table.ref_image, "pred": table.pred_image}
+        self._padded: dict[str, np.ndarray] = {}
+        self._targets: dict[tuple[str, int], Target] = {}
+
+    def box(self, side: str, k: int) -> tuple[slice, slice]:
+        return self.table.bboxes(side)[k]
+
+    def padded(self, side: str) -> np.ndarray:
+        """The side's compact label image with a zero border of ``PAD`` (raveled)."""
+        if side not in self._padded:
+            self._padded[side] = pad(self.images[side]).ravel()
+        return self._padded[side]
+
+    def target(self, side: str, k: int) -> Target:
+        """Nearest-pixel queries against object k (its 4-boundary within its box; pixels on
+        the box's edge are kept too, which only adds pixels of the object)."""
+        if (side, k) not in self._targets:
+            win = self.box(side, k)
+            edge = boundary(self.images[side][win] == k + 1)
+            self._targets[(side, k)] = Target(*_coordinates(edge, win))
+        return self._targets[(side, k)]
+
+    def candidates(self, side: str, s: int, t: int) -> tuple[np.ndarray, tuple[slice, slice]]:
+        """(mask over source s's box, the box) of the pixels of s outside target t (of the
+        other side) that may be the farthest from t.
+
+        A pixel at or left of the target's leftmost column whose left neighbour is in the
+        source is dropped: that neighbour is strictly farther from every target pixel (each
+        squared distance grows by 2(b_x - a_x) + 1 >= 1), and it is itself outside the
+        target, so the largest distance is kept.  Likewise for the other three sides; what
+        remains of a source beside its target is its one-sided rim.
+        """
+        win = self.box(side, s)
+        src = self.images[side][win] == s + 1
+        keep = src & (self.images[OTHER[side]][win] != t + 1)
+        box = self.box(OTHER[side], t)
+        for axis, (lo, hi) in enumerate(((win[0].start, box[0]), (win[1].start, box[1]))):
+            n = src.shape[axis]
+            before = min(hi.start - lo + 1, n)  # local indices at or before the target's first
+            after = max(hi.stop - 1 - lo, 0)  # local indices at or after the target's last
+            if axis == 0:
+                if before > 1:
+                    keep[1:before] &= ~src[: before - 1]
+                if after < n - 1:
+                    keep[after : n - 1] &= ~src[after + 1 :]
+            else:
+                if before > 1:
+                    keep[:, 1:before] &= ~src[:, : before - 1]
+                if after < n - 1:
+                    keep[:, after : n - 1] &= ~src[:, after + 1 :]
+        return keep, win
+
+
+def _coordinates(mask: np.ndarray, win: tuple[slice, slice]) -> tuple[np.ndarray, np.ndarray]:
+    """Image (rows, cols) of the True pixels of a mask of window ``win``."""
+    rows, cols = np.divmod(np.flatnonzero(mask), mask.shape[1])
+    return rows + win[0].start, cols + win[1].start
+
+
+def geometry(table: OverlapTable) -> ObjectGeometry:
+    if "glas.geometry" not in table._memo:
+        table._memo["glas.geometry"] = ObjectGeometry(table)
+    return table._memo["glas.geometry"]  # type: ignore[no-any-return]
+
+
+OTHER = {"ref": "pred", "pred": "ref"}
+
+
+def directed_maxima(table: OverlapTable, jobs: Sequence[tuple[str, int, int]]) -> list[int]:
+    """Largest squared distance from the pixels of a source object to a target object of the
+    other side, for every (source side, source index, target index) job; pairs that overlap.
+
+    The candidate pixels of every job (:meth:`ObjectGeometry.candidates`) go through the
+    offsets together, each looking for its own target label; a job with pixels beyond their
+    reach then needs only those (every other pixel is nearer), asked through the bounded
+    search of the k-d tree.
+    """
+    geo = geometry(table)
+    out = [0] * len(jobs)
+    for side in ("ref", "pred"):
+        other = OTHER[side]
+        width = geo.images[side].shape[1] + 2 * PAD
+        flat = geo.padded(other)
+        bases, labels, owners = [], [], []
+        for n, (s_side, s, t) in enumerate(jobs):
+            if s_side != side:
+                continue
+            keep, win = geo.candidates(side, s, t)
+            rows, cols = _coordinates(keep, win)  # not empty: s is not inside t
+            bases.append((rows + PAD) * width + cols + PAD)
+            labels.append(np.full(rows.size, t + 1, dtype=flat.dtype))
+            owners.append(np.full(rows.size, n, dtype=np.intp))
+        if not bases:
+            continue
+        base = np.concatenate(bases)
+        owner = np.concatenate(owners)
+        d2 = band_search(flat, width, base, np.concatenate(labels), owner)
+        top = np.zeros(len(jobs), dtype=np.int64)
+        np.maximum.at(top, owner, d2)
+        far = d2 < 0
+        n_far = np.bincount(owner[far], minlength=len(jobs))
+        for n in np.flatnonzero(np.bincount(owner, minlength=len(jobs))).tolist():
+            if n_far[n]:  # its largest distance is among its unresolved pixels
+                rows, cols = np.divmod(base[far & (owner == n)], width)
+                target = geo.target(other, jobs[n][2])
+                out[n] = target.max_squared(rows - PAD, cols - PAD)
+            else:
+                out[n] = int(top[n])
+    return out
+
+
+def pair_hausdorff(table: OverlapTable, pairs: Sequence[tuple[int, int]]) -> list[float]:
+    """All-pixel Hausdorff distance (pixels) between reference object i and predicted object
+    j for every (i, j) in ``pairs``, exact.  A directed part is 0 when the object lies inside
+    the other one (the overlap table tells without any distance); for overlapping pairs the
+    offsets answer most pixels (:func:`directed_maxima`); pairs that do not overlap send
+    their candidate pixels (:meth:`ObjectGeometry.candidates`) to the bounded search."""
+    jobs: list[tuple[str, int, int]] = []
+    slots: list[list[int]] = []
+    result = [0.0] * len(pairs)
+    apart: list[int] = []
+    for n, (i, j) in enumerate(pairs):
+        shared = table.intersection[i, j]
+        if shared == 0:
+            apart.append(n)
+            continue
+        mine = []
+        if shared < table.ref_areas[i]:
+            mine.append(len(jobs))
+            jobs.append(("ref", i, j))
+        if shared < table.pred_areas[j]:
+            mine.append(len(jobs))
+            jobs.append(("pred", j, i))
+        slots.append([n, *mine])
+    maxima = directed_maxima(table, jobs)
+    for n, *mine in slots:
+        result[n] = math.sqrt(max((maxima[m] for m in mine), default=0))
+    for n in apart:
+        result[n] = math.sqrt(apart_squared(table, *pairs[n]))
+    return result
+
+
+def apart_squared(table: OverlapTable, i: int, j: int, *, cutoff: int | None = None) -> int:
+    """Squared Hausdorff distance between reference object i and predicted object j that do
+    not overlap (every pixel of each lies outside the other).  With ``cutoff``, a value of at
+    least ``cutoff`` may be reported as any value >= cutoff."""
+    geo = geometry(table)
+    best = -1
+    for side, s, t in (("ref", i, j), ("pred", j, i)):
+        rows, cols = _coordinates(*geo.candidates(side, s, t))
+        best = max(best, geo.target(OTHER[side], t).max_squared(rows, cols, cutoff=cutoff))
+        if cutoff is not None and best >= cutoff:
+            break
+    return best
 
 
 def _lower_bound(table: OverlapTable, i: int, j: int) -> int:
@@ -113,44 +260,49 @@ def _lower_bound(table: OverlapTable, i: int, j: int) -> int:
     return max(max(abs(x.start - y.start), abs(x.stop - y.stop)) for x, y in zip(a, b, strict=True))
 
 
+def nearest_squared(table: OverlapTable, pairs: Sequence[tuple[int, int]]) -> int:
+    """The smallest squared Hausdorff distance over ``pairs`` of objects that do not overlap:
+    candidates in order of their bounding-box lower bound, stopping once it reaches the best
+    found; each candidate's search stops as soon as it cannot beat the best."""
+    best: int | None = None
+    for bound, i, j in sorted((_lower_bound(table, i, j), i, j) for i, j in pairs):
+        if best is not None and bound * bound >= best:
+            break
+        d2 = apart_squared(table, i, j, cutoff=best)
+        if best is None or d2 < best:
+            best = d2
+    assert best is not None
+    return best
+
+
 def object_hausdorff_statistics(table: OverlapTable) -> dict[str, float]:
     """Area-weighted Hausdorff sums of both sides (distances in pixels).
 
     An object's distance is to its partner; without overlapping partner, to the nearest
-    object of the other side by Hausdorff distance (candidates visited in order of a
-    bounding-box lower bound, stopping once the bound exceeds the best distance found); with
-    no object on the other side, the image diagonal.
+    object of the other side by Hausdorff distance; with no object on the other side, the
+    image diagonal.
     """
     inter = table.intersection
     diagonal = math.hypot(*table.ref_image.shape)
-    memo: dict[tuple[int, int], float] = {}
-
-    def h(i: int, j: int) -> float:
-        if (i, j) not in memo:
-            memo[(i, j)] = _hausdorff(table, i, j)
-        return memo[(i, j)]
-
-    def nearest(pairs: list[tuple[int, int]]) -> float:
-        best = math.inf
-        for bound, i, j in sorted((_lower_bound(table, i, j), i, j) for i, j in pairs):
-            if bound >= best:
-                break
-            best = min(best, h(i, j))
-        return best
-
+    partner_of = {"ref": partners(inter, axis=1), "pred": partners(inter, axis=0)}
+    pairs = sorted(
+        {(k, int(p)) for k, p in enumerate(partner_of["ref"].tolist()) if p >= 0}
+        | {(int(p), k) for k, p in enumerate(partner_of["pred"].tolist()) if p >= 0}
+    )
+    distance = dict(zip(pairs, pair_hausdorff(table, pairs), strict=True))
     out: dict[str, float] = {}
-    for side, axis, areas, n_other in (
-        ("ref", 1, table.ref_areas, table.n_pred),
-        ("pred", 0, table.pred_areas, table.n_ref),
+    for side, areas, n_other in (
+        ("ref", table.ref_areas, table.n_pred),
+        ("pred", table.pred_areas, table.n_ref),
     ):
-        partner = partners(inter, axis=axis)
         total = 0.0
-        for k, p in enumerate(partner.tolist()):
+        for k, p in enumerate(partner_of[side].tolist()):
             if p >= 0:
-                d = h(k, p) if side == "ref" else h(p, k)
+                d = distance[(k, p) if side == "ref" else (p, k)]
             elif n_other:
                 others = range(n_other)
-                d = nearest([(k, o) for o in others] if side == "ref" else [(o, k) for o in others])
+                candidates = [(k, o) for o in others] if side == "ref" else [(o, k) for o in others]
+                d = math.sqrt(nearest_squared(table, candidates))
             else:
                 d = diagonal
             total += float(areas[k]) * d
@@ -242,8 +394,7 @@ def specs() -> list[MetricSpec]:
             range=(0.0, math.inf),
             unit="px",
             **common,
-            description="GlaS area-weighted all-pixel object Hausdorff distance pooled "
-            "over the split",
+            description="GlaS area-weighted all-pixel object Hausdorff distance pooled over the split",
         ),
     ]
 

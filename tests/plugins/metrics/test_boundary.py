@@ -57,6 +57,15 @@ def test_empty_policy() -> None:
     assert boundary_statistics(prediction=empty, reference=obj, spacing=(2.0, 0.5))[
         "hd"
     ] == pytest.approx(math.hypot(6, 2))
+    # each statistic on its own, and through its record, keeps the same policy
+    for pred, ref, expected in ((empty, empty, (0.0, 0.0, 1.0)), (obj, empty, (5.0, 5.0, 0.0))):
+        assert (hd(prediction=pred, reference=ref), hd95(prediction=pred, reference=ref)) == (
+            expected[:2]
+        )
+        assert nsd(prediction=pred, reference=ref) == expected[2]
+        pair = make_pair(pred, ref)
+        values = [boundary.specs()[k].statistics(pair)["value"] for k in range(3)]
+        assert tuple(values) == expected
 
 
 def test_identical_is_perfect() -> None:

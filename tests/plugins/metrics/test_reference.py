@@ -8,7 +8,7 @@ import pytest
 
 from plugins.metrics.boundary import boundary, boundary_statistics
 from plugins.metrics.classes import dice_per_class
-from plugins.metrics.glas import _hausdorff
+from plugins.metrics.glas import pair_hausdorff
 from plugins.metrics.instance import DSB_PERCENTS, dsb_map, dsb_statistics, f1_at_iou
 from plugins.metrics.matching import overlap_table
 
@@ -67,10 +67,14 @@ def test_object_hausdorff_matches_scikit_image(seed: int) -> None:
 
     pred, ref = realistic_pair(seed, n_objects=12)
     t = overlap_table(prediction=pred, reference=ref)
-    for i in range(t.n_ref):
-        for j in np.flatnonzero(t.intersection[i] > 0)[:2].tolist() + [0]:
-            expected = hausdorff_distance(ref == t.ref_ids[i], pred == t.pred_ids[j])
-            assert _hausdorff(t, i, j) == pytest.approx(expected, abs=1e-9)
+    pairs = [
+        (i, j)
+        for i in range(t.n_ref)
+        for j in np.flatnonzero(t.intersection[i] > 0)[:2].tolist() + [0]
+    ]
+    for (i, j), ours in zip(pairs, pair_hausdorff(t, pairs), strict=True):
+        expected = hausdorff_distance(ref == t.ref_ids[i], pred == t.pred_ids[j])
+        assert ours == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
