@@ -192,9 +192,8 @@ class Target:
     def max_squared(self, rows: np.ndarray, cols: np.ndarray, *, cutoff: int | None = None) -> int:
         """The largest squared distance from the query pixels (outside the set, at least one).
 
-        Exact, without asking for every query: distance to a set is 1-Lipschitz, so within a
-        square cell of side s no pixel is more than (s-1)·√2 farther than any other pixel of
-        the cell.  One representative per occupied cell gives a lower bound of the maximum;
+        Exact, without asking for every query: distance to a set is 1-Lipschitz, so the
+        distances of two pixels of one s×s cell differ by at most (s-1)·√2.  One representative per occupied cell gives a lower bound of the maximum;
         only cells whose representative comes within that slack of it can hold the maximum,
         and only their pixels go on (to finer cells, then to exact queries).  With
         ``cutoff``, a maximum of at least ``cutoff`` may be reported as any value >= cutoff.
@@ -209,7 +208,8 @@ class Target:
             n_cols = int(c.max()) // cell + 1
             cell_of = (r // cell) * n_cols + c // cell
             n_cells = (int(r.max()) // cell + 1) * n_cols
-            if n_cells > 8 * rows.size:
+            sparse = n_cells > 8 * rows.size  # pixels spread thin: no table over every cell
+            if sparse:
                 cells, reps = np.unique(cell_of, return_index=True)
             else:
                 rep_of = np.full(n_cells, -1, dtype=np.intp)
@@ -222,9 +222,12 @@ class Target:
                 return best
             # float bounds, widened by a margin: the kept cells are a superset of the needed
             keep = np.sqrt(d2) + (cell - 1) * math.sqrt(2.0) >= math.sqrt(best) - 1e-6
-            lookup = np.zeros(int(cell_of.max()) + 1, dtype=bool)
-            lookup[cells[keep]] = True
-            inside = lookup[cell_of]
+            if sparse:
+                inside = np.isin(cell_of, cells[keep])
+            else:
+                lookup = np.zeros(n_cells, dtype=bool)
+                lookup[cells[keep]] = True
+                inside = lookup[cell_of]
             rows, cols = rows[inside], cols[inside]
         if rows.size:
             best = max(best, int(self.squared(rows, cols).max()))
