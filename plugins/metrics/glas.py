@@ -131,20 +131,18 @@ class ObjectGeometry:
         src = self.images[side][win] == s + 1
         keep = src & (self.images[OTHER[side]][win] != t + 1)
         box = self.box(OTHER[side], t)
-        for axis, (lo, hi) in enumerate(((win[0].start, box[0]), (win[1].start, box[1]))):
-            n = src.shape[axis]
+        # axis 0 on the arrays as they are, axis 1 on their transposed views
+        for lo, hi, kept, own in (
+            (win[0].start, box[0], keep, src),
+            (win[1].start, box[1], keep.T, src.T),
+        ):
+            n = own.shape[0]
             before = min(hi.start - lo + 1, n)  # local indices at or before the target's first
             after = max(hi.stop - 1 - lo, 0)  # local indices at or after the target's last
-            if axis == 0:
-                if before > 1:
-                    keep[1:before] &= ~src[: before - 1]
-                if after < n - 1:
-                    keep[after : n - 1] &= ~src[after + 1 :]
-            else:
-                if before > 1:
-                    keep[:, 1:before] &= ~src[:, : before - 1]
-                if after < n - 1:
-                    keep[:, after : n - 1] &= ~src[:, after + 1 :]
+            if before > 1:
+                kept[1:before] &= ~own[: before - 1]
+            if after < n - 1:
+                kept[after : n - 1] &= ~own[after + 1 :]
         return keep, win
 
 
@@ -178,31 +176,29 @@ def directed_maxima(table: OverlapTable, jobs: Sequence[tuple[str, int, int]]) -
         other = OTHER[side]
         width = geo.images[side].shape[1] + 2 * PAD
         flat = geo.padded(other)
-        bases, labels, owners = [], [], []
+        mine, bases, labels = [], [], []
         for n, (s_side, s, t) in enumerate(jobs):
-            if s_side != side:
-                continue
-            keep, win = geo.candidates(side, s, t)
-            rows, cols = _coordinates(keep, win)  # not empty: s is not inside t
-            bases.append((rows + PAD) * width + cols + PAD)
-            labels.append(np.full(rows.size, t + 1, dtype=flat.dtype))
-            owners.append(np.full(rows.size, n, dtype=np.intp))
-        if not bases:
+            if s_side == side:
+                keep, win = geo.candidates(side, s, t)
+                rows, cols = _coordinates(keep, win)  # not empty: s is not inside t
+                mine.append(n)
+                bases.append((rows + PAD) * width + cols + PAD)
+                labels.append(np.full(rows.size, t + 1, dtype=flat.dtype))
+        if not mine:
             continue
+        sizes = [b.size for b in bases]
         base = np.concatenate(bases)
-        owner = np.concatenate(owners)
+        owner = np.repeat(np.arange(len(mine)), sizes)
         d2 = band_search(flat, width, base, np.concatenate(labels), owner)
-        top = np.zeros(len(jobs), dtype=np.int64)
-        np.maximum.at(top, owner, d2)
-        far = d2 < 0
-        n_far = np.bincount(owner[far], minlength=len(jobs))
-        for n in np.flatnonzero(np.bincount(owner, minlength=len(jobs))).tolist():
-            if n_far[n]:  # its largest distance is among its unresolved pixels
-                rows, cols = np.divmod(base[far & (owner == n)], width)
-                target = geo.target(other, jobs[n][2])
-                out[n] = target.max_squared(rows - PAD, cols - PAD)
+        stops = np.cumsum(sizes).tolist()
+        for n, start, stop in zip(mine, [0, *stops[:-1]], stops, strict=True):
+            part = d2[start:stop]  # one job's pixels, as concatenated
+            far = part < 0
+            if far.any():  # its largest distance is among its unresolved pixels
+                rows, cols = np.divmod(base[start:stop][far], width)
+                out[n] = geo.target(other, jobs[n][2]).max_squared(rows - PAD, cols - PAD)
             else:
-                out[n] = int(top[n])
+                out[n] = int(part.max())
     return out
 
 
@@ -394,7 +390,8 @@ def specs() -> list[MetricSpec]:
             range=(0.0, math.inf),
             unit="px",
             **common,
-            description="GlaS area-weighted all-pixel object Hausdorff distance pooled over the split",
+            description="GlaS area-weighted all-pixel object Hausdorff distance pooled "
+            "over the split",
         ),
     ]
 
