@@ -17,7 +17,13 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from harness import ImagePair, MetricSpec, hookimpl
-from plugins.metrics.nearest import OFFSET_REACH, boundary, squared_distances, target_points
+from plugins.metrics.nearest import (
+    OFFSET_REACH,
+    Target,
+    boundary,
+    squared_distances,
+    target_points,
+)
 from plugins.metrics.pixel import foreground_pair, paired_arrays
 
 #: Default NSD tolerance in the distance unit (pixels unless the dataset gives a spacing).
@@ -37,6 +43,7 @@ class SurfaceDistances:
 
     def __init__(self, bp: np.ndarray, br: np.ndarray, spacing: tuple[float, float]) -> None:
         self.bp, self.br, self.spacing = bp, br, spacing
+        self._targets: dict[int, Target] = {}
         self.isotropic = spacing[0] == spacing[1] and math.hypot(*bp.shape) < 2000
         if self.isotropic:
             # direction 0: ∂P pixels to ∂R; direction 1: ∂R pixels to ∂P (squared, -1 = far)
@@ -53,6 +60,12 @@ class SurfaceDistances:
     def _pairs(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         return (self.bp, self.br) if k == 0 else (self.br, self.bp)
 
+    def _target(self, k: int) -> Target:
+        """The k-d tree on the boundary direction k measures to (built once)."""
+        if k not in self._targets:
+            self._targets[k] = target_points(self._pairs(k)[1], thin=True)
+        return self._targets[k]
+
     def _far(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(positions in direction k, rows, cols) of its pixels beyond the offsets' reach."""
         at, _ = self._pairs(k)
@@ -68,7 +81,7 @@ class SurfaceDistances:
         if d2.size and d2.min() < 0:
             far, rows, cols = self._far(k)
             d2 = d2.copy()
-            d2[far] = target_points(self._pairs(k)[1], thin=True).squared(rows, cols)
+            d2[far] = self._target(k).squared(rows, cols)
             self.d2[k] = d2
         return np.sqrt(d2.astype(np.float64)) * self.spacing[0]  # type: ignore[no-any-return]
 
@@ -79,8 +92,7 @@ class SurfaceDistances:
         for k, d2 in enumerate(self.d2):
             if d2.min() < 0:  # the largest is among the far pixels
                 _, rows, cols = self._far(k)
-                far = target_points(self._pairs(k)[1], thin=True).max_squared(rows, cols)
-                top = max(top, far)
+                top = max(top, self._target(k).max_squared(rows, cols))
             else:
                 top = max(top, int(d2.max()))
         return math.sqrt(top) * self.spacing[0]
