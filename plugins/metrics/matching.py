@@ -40,21 +40,19 @@ def check_labels(prediction: Any, reference: Any) -> tuple[np.ndarray, np.ndarra
 
 
 def compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(compact image with ids 1..n, original ids sorted ascending, areas) of a label image."""
+    """(compact image with ids 1..n (:func:`compact_dtype`), original ids sorted ascending,
+    areas) of a label image."""
     flat = labels.ravel()
     top = int(flat.max()) if flat.size else 0
     if top <= 4 * flat.size + 1024:
         counts = np.bincount(flat.astype(np.intp, copy=False), minlength=top + 1)
         ids = np.flatnonzero(counts[1:]) + 1
-        if ids.size == top:
-            return labels.astype(np.int32, copy=False), ids, counts[1:].astype(np.int64)
-        lut = np.zeros(top + 1, dtype=np.int32)
-        lut[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
-        return lut[labels], ids, counts[ids].astype(np.int64)
+        return relabel(labels, ids), ids, counts[ids].astype(np.int64)
     uniq, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    image = inverse.reshape(labels.shape)
     if uniq[0] != 0:  # no background: shift so that compact ids start at 1
-        return (inverse + 1).reshape(labels.shape).astype(np.int32), uniq, counts.astype(np.int64)
-    return inverse.reshape(labels.shape).astype(np.int32), uniq[1:], counts[1:].astype(np.int64)
+        return (image + 1).astype(compact_dtype(uniq.size)), uniq, counts.astype(np.int64)
+    return image.astype(compact_dtype(uniq.size - 1)), uniq[1:], counts[1:].astype(np.int64)
 
 
 @dataclass
@@ -187,18 +185,13 @@ def pair_counts(
     below 2**24 pixels, and its cost grows with the bins), the rest through ``bincount``.
     """
     bins = (top_r + 1) * (top_p + 1)
-    if bins <= 65536 and reference.size < 1 << 24:
-        key = reference.astype(np.uint16)
-        key *= top_p + 1
-        key += prediction.astype(np.uint16, copy=False)  # key < bins <= 65536: no overflow
-        if bins <= HIST_BINS and key.size:
-            counts = cv2.calcHist([key], [0], None, [bins], [0, bins]).ravel().astype(np.int64)
-        else:
-            counts = np.bincount(key.ravel(), minlength=bins)
+    narrow = bins <= 65536 and reference.size < 1 << 24
+    key = reference.astype(np.uint16 if narrow else np.intp)
+    key *= top_p + 1
+    np.add(key, prediction, out=key, casting="unsafe")  # key < bins: no overflow, no sign change
+    if narrow and bins <= HIST_BINS and key.size:
+        counts = cv2.calcHist([key], [0], None, [bins], [0, bins]).ravel().astype(np.int64)
     else:
-        key = reference.astype(np.intp)
-        key *= top_p + 1
-        np.add(key, prediction, out=key, casting="unsafe")  # no overflow, no sign change
         counts = np.bincount(key.ravel(), minlength=bins)
     return counts.reshape(top_r + 1, top_p + 1)
 
