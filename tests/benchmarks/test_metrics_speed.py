@@ -20,42 +20,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import ndimage as ndi
 
 from harness import ImagePair, Prediction, Sample
 from harness.plugins import build_registry
 from plugins.datasets.synthetic import render
 from plugins.metrics.boundary import hd95
 from plugins.metrics.instance import DSB_PERCENTS, dsb_map
+from tests.plugins.metrics._helpers import perturb
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = ("dsb_map", "aji", "aji_plus", "pq", "f1_at_iou", "hd95", "count_rmse")
 GLAS = ("object_f1", "object_dice", "object_hausdorff")
-
-
-def perturb(ref: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A plausible prediction: shifted, some objects dropped, eroded, grown or split."""
-    pred = np.roll(ref, tuple(rng.integers(-2, 3, size=2)), axis=(0, 1))
-    slices = ndi.find_objects(pred)
-    next_id = int(ref.max()) + 1
-    for label, window in enumerate(slices, start=1):
-        if window is None:
-            continue
-        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in window)
-        sub = pred[grown]
-        mask = sub == label
-        roll = rng.random()
-        if roll < 0.08:
-            sub[mask] = 0
-        elif roll < 0.25:
-            sub[mask & ~ndi.binary_erosion(mask)] = 0
-        elif roll < 0.4:
-            sub[ndi.binary_dilation(mask) & (sub == 0)] = label
-        elif roll < 0.47:
-            cols = np.nonzero(mask)[1]
-            sub[mask & (np.arange(sub.shape[1])[None, :] > np.median(cols))] = next_id
-            next_id += 1
-    return pred
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from harness import ImagePair, Prediction, Sample
 
@@ -43,8 +44,6 @@ def realistic_pair(
     """(prediction, reference): nuclei-like ellipses from the synthetic dataset's renderer and
     a prediction that shifts, grows, shrinks, drops, splits and invents objects, with
     non-contiguous ids above 255."""
-    from scipy import ndimage as ndi
-
     from plugins.datasets.synthetic import render
 
     rng = np.random.default_rng(seed)
@@ -73,3 +72,28 @@ def realistic_pair(
     lut = np.zeros(int(pred.max()) + 1, dtype=np.int32)
     lut[ids] = rng.permutation(ids.size).astype(np.int32) * 37 + 300
     return lut[pred], ref
+
+
+def perturb(ref: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A plausible prediction: shifted, some objects dropped, eroded, grown or split."""
+    pred = np.roll(ref, tuple(rng.integers(-2, 3, size=2)), axis=(0, 1))
+    slices = ndi.find_objects(pred)
+    next_id = int(ref.max()) + 1
+    for label, window in enumerate(slices, start=1):
+        if window is None:
+            continue
+        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in window)
+        sub = pred[grown]
+        mask = sub == label
+        roll = rng.random()
+        if roll < 0.08:
+            sub[mask] = 0
+        elif roll < 0.25:
+            sub[mask & ~ndi.binary_erosion(mask)] = 0
+        elif roll < 0.4:
+            sub[ndi.binary_dilation(mask) & (sub == 0)] = label
+        elif roll < 0.47:
+            cols = np.nonzero(mask)[1]
+            sub[mask & (np.arange(sub.shape[1])[None, :] > np.median(cols))] = next_id
+            next_id += 1
+    return pred

@@ -14,6 +14,8 @@ from plugins.metrics.glas import object_hausdorff_statistics, pair_hausdorff
 from plugins.metrics.matching import overlap_table, partners
 from plugins.metrics.nearest import PAD, Target, band_search, pad, squared_distances
 
+from ._helpers import perturb
+
 
 def reference_squared(target: np.ndarray, at: np.ndarray) -> np.ndarray:
     """Squared distances from scipy's exact transform of the full window (nearest indices)."""
@@ -166,24 +168,11 @@ def brute_hausdorff(ref: np.ndarray, pred: np.ndarray, r_id: int, p_id: int) -> 
 
 def glas_like_pair(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Blobs and a prediction that wraps them around the border, splits, drops, grows or
-    shrinks them, plus a ring around an object of its own (a farthest pixel inside a hole)."""
+    shrinks them (:func:`perturb`), plus a ring around an object of its own (a farthest
+    pixel inside a hole)."""
     rng = np.random.default_rng(seed)
     ref = blobs(rng, (80, 100), 9, int(rng.integers(3, 8)))
-    pred = np.roll(ref, tuple(rng.integers(-2, 3, size=2)), axis=(0, 1)).copy()
-    top = int(ref.max())
-    for label in range(1, top + 1):
-        mask = pred == label
-        roll = rng.random()
-        if roll < 0.15:
-            pred[mask] = 0
-        elif roll < 0.3:
-            cols = np.nonzero(mask)[1]
-            if cols.size:
-                pred[mask & (np.arange(100)[None, :] > np.median(cols))] = top + label
-        elif roll < 0.45:
-            pred[ndi.binary_dilation(mask, iterations=2) & (pred == 0)] = label
-        elif roll < 0.6:
-            pred[mask & ~ndi.binary_erosion(mask, iterations=2)] = 0
+    pred = perturb(ref, rng)
     yy, xx = np.mgrid[:80, :100]
     radius = np.hypot(yy - 40, xx - 50)
     ref = np.where(radius < 6, 500, np.where(np.abs(radius - 16) < 2, 0, ref))
