@@ -47,8 +47,9 @@ PAD = math.isqrt(OFFSET_REACH)
 MAX_CELLS = (8, 2)
 MAX_DIRECT = 256
 #: Unresolved queries above which an owner asking only for its largest distance leaves the
-#: offsets search for the bounded k-d tree search, once the bands passed squared length
-#: FAR_FROM (nearer bands are cheap and resolve most pixels of a fair prediction).
+#: offsets search for the bounded k-d tree search, before the band reaching squared length
+#: FAR_FROM (nearer bands are cheap and resolve most pixels of a fair prediction), or
+#: before any band when more than FAR_SHARE of its queries are unresolved.
 FAR_CROWD = 64
 FAR_FROM = 10
 FAR_SHARE = 0.8
@@ -136,13 +137,11 @@ def band_search(
     pending = np.flatnonzero(~hit)
     asked = None if owners is None else np.bincount(owners)
     start = stops[0]
-    for upper, stop in zip(OFFSET_BANDS, stops, strict=True):
-        if asked is not None and pending.size > FAR_CROWD:
-            pending = _uncrowded(pending, owners, asked, upper)  # type: ignore[arg-type]
-        if stop == start:
-            continue
+    for upper, stop in zip(OFFSET_BANDS[1:], stops[1:], strict=True):
         if pending.size == 0:
             break
+        if asked is not None and pending.size > FAR_CROWD:
+            pending = _uncrowded(pending, owners, asked, upper)  # type: ignore[arg-type]
         rows = max(1, CHUNK // (stop - start))  # bounds the temporary index matrix
         for first in range(0, pending.size, rows):
             part = pending[first : first + rows]
@@ -160,10 +159,10 @@ def band_search(
 def _uncrowded(
     pending: np.ndarray, owners: np.ndarray, asked: np.ndarray, upper: int
 ) -> np.ndarray:
-    """The pending queries whose owner stays in the offsets search after the band of squared
-    length ``upper``: owners with more than ``FAR_CROWD`` unresolved queries leave once the
-    bands pass ``FAR_FROM``, or earlier when most of their queries are still unresolved (the
-    missing half of a split object, a stray piece far away)."""
+    """The pending queries whose owner stays in the offsets search for the band up to
+    squared length ``upper``: owners with more than ``FAR_CROWD`` unresolved queries leave
+    before a band reaching ``FAR_FROM``, or earlier when most of their queries are still
+    unresolved (the missing half of a split object, a stray piece far away)."""
     left = np.bincount(owners[pending], minlength=asked.size)
     crowded = (left > FAR_CROWD) & ((upper >= FAR_FROM) | (left > FAR_SHARE * asked))
     return pending[~crowded[owners[pending]]]
