@@ -56,6 +56,12 @@ def describe(dataset: Dataset, counts: bool = True) -> dict[str, Any]:
         "license": dataset.license,
         "citation": dataset.citation,
     }
+    summary = getattr(dataset, "protocol_summary", None)
+    if callable(summary) and info["present"]:
+        try:
+            info["protocol"] = summary()
+        except DataError as exc:
+            info["protocol"] = f"unknown ({exc})"
     if isinstance(dataset, FileDataset):
         info["homepage"] = dataset.homepage
         info["how_to_obtain"] = dataset.download_help

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -15,39 +16,81 @@ from plugins.datasets.dsb2018 import DSB2018, TYPES, image_type, known_types
 
 from ._fixtures import write_dsb_image
 
-SAMPLE_MANIFEST = (
-    Path(__file__).resolve().parents[3] / "plugins/datasets/data/dsb2018_sample/manifest.csv"
-)
+SAMPLE_MANIFEST = Path(__file__).resolve().parents[3] / "plugins/datasets/data/dsb2018_sample/manifest.csv"
 
 # ---- the real copy -------------------------------------------------------------------
 
 
-def test_real_counts_and_split(dsb_root: Path) -> None:
+def test_real_stage1_protocol_counts_and_split(dsb_root: Path) -> None:
+    """The complete stage 1: fit on stage1_train (validation carved out), test on stage1_test."""
+    if not (dsb_root / "stage1_solution.csv").is_file():
+        pytest.skip(f"no stage1_solution.csv in {dsb_root}; the holdout case is tested on fixtures")
     folders = sorted((dsb_root / "stage1_train").iterdir())
     n_masks = sum(1 for f in folders for _ in (f / "masks").glob("*.png"))
-    if len(folders) == 670:
-        assert n_masks == 29461
-    else:
-        assert (len(folders), n_masks) == (337, 14844)
+    assert (len(folders), n_masks) == (670, 29461)
+    with open(dsb_root / "stage1_solution.csv", newline="") as fh:
+        solution = Counter(row["ImageId"] for row in csv.DictReader(fh))
+    test_folders = sorted(p.name for p in (dsb_root / "stage1_test").iterdir())
+    assert (len(test_folders), sum(solution.values())) == (65, 4152)
+    assert sorted(solution) == test_folders
+
     ds = DSB2018(root=dsb_root)
-    assert not ds.uses_stage1_test  # no stage-1 solution in the shared copy
+    assert ds.uses_stage1_test and ds.protocol_summary().startswith("stage1:")
+    assert ds.sample_ids("test") == test_folders
+    train, validation = ds.sample_ids("train"), ds.sample_ids("validation")
+    assert sorted(train + validation) == [f.name for f in folders]
+    assert not set(train) & set(validation)
+    # 10% of each type (546 fluorescence, 108 histology, 16 brightfield), rounded
+    assert Counter(ds.types[i] for i in validation) == {
+        "fluorescence": 55,
+        "histology": 11,
+        "brightfield": 2,
+    }
+    assert ds.fingerprint()["splits"]["test"] == test_folders
+    assert DSB2018(root=dsb_root, split_seed=1).sample_ids("validation") != validation
+
+
+def test_real_stage1_test_images_load_with_their_solution(dsb_root: Path) -> None:
+    """Every test image decodes (RGB and RGBA PNGs alike) with one object per solution row."""
+    if not (dsb_root / "stage1_solution.csv").is_file():
+        pytest.skip(f"no stage1_solution.csv in {dsb_root}")
+    with open(dsb_root / "stage1_solution.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    objects, shapes = (
+        Counter(r["ImageId"] for r in rows),
+        {r["ImageId"]: (int(r["Height"]), int(r["Width"])) for r in rows},
+    )
+    modes = set()
+    ds = DSB2018(root=dsb_root)
+    for image_id in ds.sample_ids("test"):
+        path = dsb_root / "stage1_test" / image_id / "images" / f"{image_id}.png"
+        with Image.open(path) as im:
+            modes.add(im.mode)
+            expected = np.asarray(im.convert("RGB"))
+        sample = ds.load("test", image_id)
+        np.testing.assert_array_equal(sample.image, expected)
+        assert sample.instances is not None and sample.instances.shape == shapes[image_id]
+        assert len(np.unique(sample.instances)) - 1 == objects[image_id], image_id
+        assert sample.meta["stage"] == "stage1_test" and sample.meta["type"] in TYPES
+    assert {"RGB", "RGBA"} <= modes
+
+
+def test_real_holdout_split_of_stage1_train(dsb_root: Path) -> None:
+    ds = DSB2018(root=dsb_root, protocol="holdout")
+    assert not ds.uses_stage1_test and ds.protocol_summary().startswith("holdout:")
     splits = {s: ds.sample_ids(s) for s in ds.splits}
     ids = [i for s in splits.values() for i in s]
-    assert sorted(ids) == [f.name for f in folders] and len(set(ids)) == len(ids)
+    folders = sorted(p.name for p in (dsb_root / "stage1_train").iterdir())
+    assert sorted(ids) == folders and len(set(ids)) == len(ids)
     for split in ds.splits:
         assert set(Counter(ds.types[i] for i in splits[split])) == set(TYPES), split
-    if len(folders) == 337:  # 274 fluorescence, 55 histology, 8 brightfield: 20% / 10% each
-        assert [len(splits[s]) for s in ("train", "validation", "test")] == [235, 34, 68]
     assert ds.fingerprint()["splits"] == splits
-    assert DSB2018(root=dsb_root).sample_ids("test") == splits["test"]  # stable
-    assert DSB2018(root=dsb_root, split_seed=1).sample_ids("test") != splits["test"]
+    assert DSB2018(root=dsb_root, protocol="holdout").sample_ids("test") == splits["test"]
 
 
 def test_real_samples_match_the_embedded_sample_manifest(dsb_root: Path) -> None:
     with open(SAMPLE_MANIFEST, newline="") as fh:
-        rows = [
-            r for r in csv.DictReader(fh) if (dsb_root / "stage1_train" / r["image_id"]).is_dir()
-        ]
+        rows = [r for r in csv.DictReader(fh) if (dsb_root / "stage1_train" / r["image_id"]).is_dir()]
     assert len(rows) >= 5
     ds = DSB2018(root=dsb_root)
     where = {i: s for s in ds.splits for i in ds.sample_ids(s)}
@@ -66,13 +109,16 @@ def test_real_samples_match_the_embedded_sample_manifest(dsb_root: Path) -> None
 
 
 def test_real_type_table_matches_pixels(dsb_root: Path) -> None:
+    """The packaged table covers every released image and agrees with image_type()."""
     table = known_types()
-    ids = sorted(p.name for p in (dsb_root / "stage1_train").iterdir())[::7]
-    for image_id in ids:
-        image = read_rgb(
-            dsb_root / "stage1_train" / image_id / "images" / f"{image_id}.png", "t", ""
-        )
-        assert image_type(image) == table[image_id], image_id
+    for stage in ("stage1_train", "stage1_test"):
+        if not (dsb_root / stage).is_dir():
+            continue
+        ids = sorted(p.name for p in (dsb_root / stage).iterdir())
+        assert set(ids) <= set(table), stage
+        for image_id in ids[::9]:
+            image = read_rgb(dsb_root / stage / image_id / "images" / f"{image_id}.png", "t", "")
+            assert image_type(image) == table[image_id], image_id
 
 
 # ---- the official format, written here ------------------------------------------------
@@ -98,9 +144,7 @@ def dsb_copy(tmp_path: Path) -> Path:
     for kind, make in STYLES.items():
         for k in range(3):
             image_id = hashlib.sha256(f"{kind}{k}".encode()).hexdigest()
-            write_dsb_image(
-                tmp_path / "stage1_train", image_id, make(rng).astype(np.uint8), nucleus_masks()
-            )
+            write_dsb_image(tmp_path / "stage1_train", image_id, make(rng).astype(np.uint8), nucleus_masks())
     return tmp_path
 
 
@@ -131,9 +175,7 @@ def test_rle_labels_replace_missing_mask_folders(dsb_copy: Path) -> None:
     (dsb_copy / "stage1_train_labels.csv").write_text(
         f"ImageId,EncodedPixels\n{image_id},{a_rle}\n{image_id},{b_rle}\n"
     )
-    np.testing.assert_array_equal(
-        DSB2018(root=dsb_copy).load("train", image_id).instances, expected
-    )
+    np.testing.assert_array_equal(DSB2018(root=dsb_copy).load("train", image_id).instances, expected)
 
 
 def test_stage1_test_with_solution(dsb_copy: Path) -> None:
@@ -153,6 +195,53 @@ def test_stage1_test_with_solution(dsb_copy: Path) -> None:
     sample = ds.load("test", test_id)
     assert int(sample.instances.sum()) == 6 and sample.meta["usage"] == ["Public"]
     assert DSB2018(root=dsb_copy, protocol="holdout").sample_ids("test") != [test_id]
+
+
+def test_stage1_test_images_of_every_channel_layout(dsb_copy: Path) -> None:
+    """Test PNGs may be RGB, RGBA or grey; each is read as the same H×W×3 image."""
+    grey = np.random.default_rng(2).integers(0, 40, (12, 10), dtype=np.uint8)
+    layouts = {"1" * 64: ("L", grey), "2" * 64: ("RGB", np.repeat(grey[..., None], 3, axis=2))}
+    layouts["3" * 64] = ("RGBA", np.dstack([np.repeat(grey[..., None], 3, axis=2), grey * 0 + 255]))
+    lines = ["ImageId,EncodedPixels,Height,Width,Usage"]
+    for image_id, (mode, pixels) in layouts.items():
+        (dsb_copy / "stage1_test" / image_id / "images").mkdir(parents=True)
+        Image.fromarray(pixels, mode=mode).save(dsb_copy / "stage1_test" / image_id / "images" / f"{image_id}.png")
+        lines.append(f"{image_id},14 3 26 3,12,10,Public")
+    (dsb_copy / "stage1_solution.csv").write_text("\n".join(lines) + "\n")
+    ds = DSB2018(root=dsb_copy)
+    assert ds.verify() == []
+    for image_id in layouts:
+        sample = ds.load("test", image_id)
+        np.testing.assert_array_equal(sample.image, np.repeat(grey[..., None], 3, axis=2))
+        assert sample.meta["type"] == "fluorescence"
+
+
+def test_solution_and_test_folders_must_agree(dsb_copy: Path) -> None:
+    write_dsb_image(
+        dsb_copy / "stage1_test", "b" * 64, STYLES["brightfield"](np.random.default_rng(3)).astype(np.uint8), None
+    )
+    (dsb_copy / "stage1_solution.csv").write_text(
+        "ImageId,EncodedPixels,Height,Width,Usage\n" + "c" * 64 + ",1 2,12,10,Public\n"
+    )
+    problems = DSB2018(root=dsb_copy).verify()
+    assert any("no rows for stage1_test image " + "b" * 64 in p for p in problems), problems
+    assert any("c" * 64 + ", which is not in" in p for p in problems), problems
+
+
+def test_an_unreadable_image_fails_only_itself(dsb_copy: Path) -> None:
+    """Planning (image types, splits) survives an unreadable image outside the type table."""
+    ds = DSB2018(root=dsb_copy)
+    victim = ds.sample_ids("train")[0]
+    path = dsb_copy / "stage1_train" / victim / "images" / f"{victim}.png"
+    path.write_bytes(b"not a png")
+    ds = DSB2018(root=dsb_copy)
+    ids = {s: ds.sample_ids(s) for s in ds.splits}
+    assert ds.types[victim] == "unreadable"
+    split = next(s for s, members in ids.items() if victim in members)
+    with pytest.raises(DataError, match=f"{victim}.png"):
+        ds.load(split, victim)
+    others = [(s, i) for s, members in ids.items() for i in members if i != victim]
+    assert len(others) == 8 and all(ds.load(s, i).instances is not None for s, i in others)
 
 
 # ---- malformed input ------------------------------------------------------------------
@@ -191,9 +280,7 @@ def test_missing_annotation_and_empty_or_bad_csv(dsb_copy: Path) -> None:
         DSB2018(root=dsb_copy).load("train", image_id)
     labels = dsb_copy / "stage1_train_labels.csv"
     labels.write_text("")
-    with pytest.raises(
-        DataError, match=r"stage1_train_labels\.csv has header \(none: empty file\)"
-    ):
+    with pytest.raises(DataError, match=r"stage1_train_labels\.csv has header \(none: empty file\)"):
         DSB2018(root=dsb_copy).load("train", image_id)
     labels.write_text(f"ImageId,EncodedPixels\n{image_id},1 2 3\n")
     with pytest.raises(DataError, match=r"stage1_train_labels\.csv line 2 .*odd number"):
@@ -207,3 +294,23 @@ def test_missing_data_and_unknown_protocol(tmp_path: Path) -> None:
         DSB2018(root=tmp_path, protocol="stage1").sample_ids("test")
     with pytest.raises(ValueError, match="protocol"):
         DSB2018(protocol="kaggle")  # type: ignore[arg-type]
+
+
+def test_data_info_states_the_protocol(dsb_copy: Path) -> None:
+    from click.testing import CliRunner
+
+    from harness.commands.data import data
+
+    def protocol() -> str:
+        result = CliRunner().invoke(data, ["info", "dsb2018", "--root", str(dsb_copy), "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.output)["protocol"]
+
+    assert protocol().startswith("holdout: stage1_solution.csv or stage1_test/ is absent")
+    write_dsb_image(
+        dsb_copy / "stage1_test", "d" * 64, STYLES["histology"](np.random.default_rng(4)).astype(np.uint8), None
+    )
+    (dsb_copy / "stage1_solution.csv").write_text(
+        "ImageId,EncodedPixels,Height,Width,Usage\n" + "d" * 64 + ",1 2,12,10,Public\n"
+    )
+    assert protocol().startswith("stage1: fit on stage1_train")
