@@ -18,6 +18,14 @@ FAKE = Source(entry_point="tests.fakes", distribution="tests", version="0")
 SHARED_DATA = REPO.parent / "shared" / "datasets"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--all-plugins",
+        action="store_true",
+        help="conformance sweep over every installed plugin, not only segbench's own",
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Use the real dataset copies beside the checkout (as in CI) unless BENCH_DATA is set."""
     import os

@@ -2,12 +2,12 @@
 
 Granular ``check_dataset``, ``check_method`` and ``check_metric`` raise ``AssertionError`` with
 a message naming the plugin and the broken rule; ``plugin_params`` builds pytest parameters
-over every registered plugin of a kind::
+over the registered plugins of a kind (of one distribution, or all installed)::
 
     import pytest
     from harness.testing import check_method, plugin_params
 
-    @pytest.mark.parametrize("entry", plugin_params("method"))
+    @pytest.mark.parametrize("entry", plugin_params("method", distribution="my-plugins"))
     def test_method_conforms(entry):
         check_method(entry.obj)
 """
@@ -43,12 +43,19 @@ def _fail(plugin: str, rule: str) -> AssertionError:
     return AssertionError(f"{plugin}: {rule}")
 
 
-def plugin_params(kind: Kind, registry: Registry | None = None) -> list[Any]:
-    """pytest parameters (id = plugin name) over every registered plugin of ``kind``."""
+def plugin_params(kind: Kind, registry: Registry | None = None, distribution: str | None = None) -> list[Any]:
+    """pytest parameters (id = plugin name) over the registered plugins of ``kind``.
+
+    ``distribution`` keeps only the plugins that package provides (a plugin package's own CI
+    passes its distribution name, so another installed plugin cannot turn it red); ``None``
+    sweeps every installed plugin."""
     import pytest
 
     registry = registry or build_registry(warn=False)
-    entries = sorted(registry.table(kind).values(), key=lambda e: e.name)
+    entries = sorted(
+        (e for e in registry.table(kind).values() if distribution is None or e.source.distribution == distribution),
+        key=lambda e: e.name,
+    )
     return [pytest.param(e, id=e.name) for e in entries]
 
 
@@ -122,8 +129,18 @@ def _tiny_dataset(method_cls: type[Method]) -> Dataset:
     from plugins.datasets.synthetic import Synthetic
 
     n_classes = 2 if "classes" in method_cls.requires or "classes" in method_cls.outputs else 0
-    return Synthetic(n_train=3, n_validation=1, n_test=2, height=48, width=48, n_objects=5,
-                     radius_min=3.0, radius_max=6.0, n_classes=n_classes, seed=7)
+    return Synthetic(
+        n_train=3,
+        n_validation=1,
+        n_test=2,
+        height=48,
+        width=48,
+        n_objects=5,
+        radius_min=3.0,
+        radius_max=6.0,
+        n_classes=n_classes,
+        seed=7,
+    )
 
 
 def _fitted(method_cls: type[Method], params: Mapping[str, Any], dataset: Dataset, seed: int) -> Method:
@@ -144,7 +161,9 @@ def _same(a: Prediction, b: Prediction) -> bool:
     return True
 
 
-def check_method(method_cls: type[Method], params: Mapping[str, Any] | None = None, dataset: Dataset | None = None) -> None:
+def check_method(
+    method_cls: type[Method], params: Mapping[str, Any] | None = None, dataset: Dataset | None = None
+) -> None:
     """Parameters are recorded, predictions match the declared outputs and are deterministic
     under a seed, and fitted state round-trips through ``state_dict``.  ``params`` defaults to
     the method's ``conformance_params``."""
@@ -166,7 +185,9 @@ def check_method(method_cls: type[Method], params: Mapping[str, Any] | None = No
             check_prediction(pred, sample, method.outputs, method.name)
         except (TypeError, ValueError) as exc:
             raise _fail(label, str(exc)) from None
-        if pred.instances is not None and (not np.issubdtype(pred.instances.dtype, np.integer) or pred.instances.min() < 0):
+        if pred.instances is not None and (
+            not np.issubdtype(pred.instances.dtype, np.integer) or pred.instances.min() < 0
+        ):
             raise _fail(label, "instances must be a non-negative integer map")
     again = _fitted(method_cls, params, dataset, seed=3)
     if not all(_same(p, again.predict(s.image)) for s, p in zip(samples, predictions, strict=False)):
@@ -193,9 +214,14 @@ def _pair_from_reference(sample: Sample) -> ImagePair:
             points.append((r, c))
             if sample.classes is not None:
                 labels.append(int(sample.classes[r, c] in sample.meta.get("positive_classes", (1,))))
-    detections = {"points": np.asarray(points, dtype=np.int64).reshape(-1, 2), "labels": np.asarray(labels, dtype=np.int64)}
+    detections = {
+        "points": np.asarray(points, dtype=np.int64).reshape(-1, 2),
+        "labels": np.asarray(labels, dtype=np.int64),
+    }
     pred = Prediction(
-        foreground=fg, instances=sample.instances, classes=sample.classes,
+        foreground=fg,
+        instances=sample.instances,
+        classes=sample.classes,
         clusters=sample.classes if sample.classes is not None else fg.astype(np.int32),
         detections=detections if sample.classes is not None else None,
     )
@@ -220,8 +246,11 @@ def check_metric(spec: MetricSpec, perfect: bool = True) -> None:
     for sample in dataset.samples("test"):
         pair = _pair_from_reference(sample)
         if not spec.applicable(pair.prediction.provides(), dataset.provides):
-            raise _fail(label, f"requirements {sorted(spec.requires)} / {sorted(spec.reference_requires)} "
-                        "cannot be met by any prediction and dataset capabilities")
+            raise _fail(
+                label,
+                f"requirements {sorted(spec.requires)} / {sorted(spec.reference_requires)} "
+                "cannot be met by any prediction and dataset capabilities",
+            )
         stats = dict(spec.statistics(pair))
         if not all(isinstance(k, str) for k in stats):
             raise _fail(label, "statistics keys must be strings")
