@@ -36,7 +36,7 @@ def _cases() -> list[Case]:
                 depths=(1, 1, 1, 1),
                 heads=(1, 1, 2, 4),
                 decoder_hidden_size=32,
-                lr=2e-3,
+                lr=8e-3,
                 **common,
             ),
             30,
@@ -82,6 +82,16 @@ def trained(tiny_data: dict[str, list[Sample]]) -> Callable[[str], tuple[Case, M
         return cache[name]
 
     return get
+
+
+CASE_NAMES = ("unet", "unet_plus_plus", "segformer", "fcn_resnet50", "mask_rcnn")
+
+
+@pytest.fixture(scope="session", params=CASE_NAMES)
+def trained_case(request: pytest.FixtureRequest, trained: Callable[[str], tuple[Case, Method]]) -> tuple[Case, Method]:
+    """Each case trained in this fixture's set-up, once per session: a test's duration is its
+    own, and the tests of one model run together."""
+    return trained(request.param)
 
 
 @pytest.fixture(scope="session")

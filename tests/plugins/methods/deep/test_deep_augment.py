@@ -39,12 +39,8 @@ def test_flips_and_rotations_move_image_and_labels_together(seed: int) -> None:
 def test_affine_keeps_labels_on_the_pixels_they_code() -> None:
     image, labels = _coded(32, 32)
     image[..., 0] = (labels > 3) * 1.0  # a binary code survives order-0 vs order-1 sampling
-    patch = random_crop(
-        image, (labels > 3).astype(np.int64), np.ones((32, 32), bool), 32, np.random.default_rng(0)
-    )
-    out = augment(
-        patch, Augment(flips=False, rot90=False, affine=1.0, colour=0.0), np.random.default_rng(3)
-    )
+    patch = random_crop(image, (labels > 3).astype(np.int64), np.ones((32, 32), bool), 32, np.random.default_rng(0))
+    out = augment(patch, Augment(flips=False, rot90=False, affine=1.0, colour=0.0), np.random.default_rng(3))
     agree = np.mean((out.image[..., 0] > 0.5) == (out.labels > 0))
     assert agree > 0.9
     assert not np.array_equal(out.labels, patch.labels)  # the affine did move pixels
@@ -53,9 +49,7 @@ def test_affine_keeps_labels_on_the_pixels_they_code() -> None:
 def test_colour_jitter_changes_only_the_image_and_stays_in_range() -> None:
     image, labels = _coded(12, 12)
     patch = random_crop(image, labels, np.ones((12, 12), bool), 12, np.random.default_rng(0))
-    out = augment(
-        patch, Augment(flips=False, rot90=False, affine=0.0, colour=0.2), np.random.default_rng(1)
-    )
+    out = augment(patch, Augment(flips=False, rot90=False, affine=0.0, colour=0.2), np.random.default_rng(1))
     np.testing.assert_array_equal(out.labels, labels)
     assert out.image.min() >= 0 and out.image.max() <= 1
     assert not np.allclose(out.image, image)

@@ -32,15 +32,11 @@ def test_parameters_are_explicit_and_recorded(cls: type[Method]) -> None:
 
 
 @pytest.mark.parametrize("cls", METHODS, ids=lambda c: c.name)
-def test_without_torch_fit_names_the_missing_package(
-    cls: type[Method], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_torch_fit_names_the_missing_package(cls: type[Method], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     method = cls()
     method.setup(RunContext())
-    with pytest.raises(
-        ImportError, match=rf"method '{cls.name}' needs PyTorch: pip install 'segbench\[deep\]'"
-    ):
+    with pytest.raises(ImportError, match=rf"method '{cls.name}' needs PyTorch: pip install 'segbench\[deep\]'"):
         method.fit([], [])
     with pytest.raises(ImportError, match="needs PyTorch"):
         method.load_state_dict({"meta.num_classes": np.array([1])})

