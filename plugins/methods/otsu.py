@@ -3,9 +3,10 @@
 The intensity channel is the grayscale image (``channel="gray"``) or the hematoxylin optical
 density from colour deconvolution (``channel="hematoxylin"``).  Polarity: nuclei are dark on a
 bright background in brightfield/H&E and bright on a dark background in fluorescence;
-``polarity="auto"`` decides per image: the larger side of the threshold is background, so
-nuclei are dark when most pixels lie above it (the DSB2018 study inverted images whose
-background is bright).  The Otsu mask then goes through the shared post-processing named by
+``polarity="auto"`` decides per image from the background: nuclei are dark unless the median
+grey level is near black (at most 0.25: fluorescence), as the DSB2018 study inverted images
+whose background is bright (see ``features.bright_background``).  (Version 2 took the larger
+side of the Otsu threshold as background, which called nuclei bright on dense H&E tiles.)  The Otsu mask then goes through the shared post-processing named by
 ``postprocess`` (``cc``: fill holes, drop small objects, connected components; ``watershed`` /
 ``score_watershed`` split touching nuclei), recorded in ``extras["postprocess"]``.
 """
@@ -18,7 +19,7 @@ import numpy as np
 from skimage.filters import threshold_otsu
 
 from harness import Method, Prediction, hookimpl
-from plugins.methods.features import check_polarity, intensity_channel, nuclei_are_dark
+from plugins.methods.features import bright_background, check_polarity, intensity_channel
 from plugins.methods.postprocess import PostProcess, postprocess
 
 __all__ = ["Otsu", "intensity_channel"]
@@ -28,7 +29,7 @@ class Otsu(Method):
     """Global Otsu threshold on one intensity channel, then the shared post-processing."""
 
     name = "otsu"
-    version = "2"
+    version = "3"
     description = "Otsu threshold on intensity/hematoxylin + post-processing (components/watershed)"
     outputs = frozenset({"foreground", "instances"})
     learns = False
@@ -54,7 +55,7 @@ class Otsu(Method):
         values = intensity_channel(image, self.channel)
         if self.channel == "hematoxylin":
             return values, False  # hematoxylin density is high on nuclei
-        dark = nuclei_are_dark(values, self.polarity)
+        dark = self.polarity == "dark" or (self.polarity == "auto" and bright_background(values))
         return (1.0 - values if dark else values), dark
 
     def predict(self, image: np.ndarray) -> Prediction:

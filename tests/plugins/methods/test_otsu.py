@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from plugins.datasets.synthetic import Synthetic
+from plugins.methods.features import bright_background, intensity_channel, nuclei_are_dark
 from plugins.methods.otsu import Otsu
 from plugins.metrics.pixel import dice
 
@@ -66,3 +70,56 @@ def test_synthetic_dice_and_params_round_trip() -> None:
 def test_constant_image_gives_empty_prediction() -> None:
     prediction = Otsu().predict(np.full((8, 8, 3), 128, np.uint8))
     assert not prediction.foreground.any() and prediction.instances.max() == 0
+
+
+# ---- polarity from the background (version 3) -----------------------------------------
+
+
+def test_background_rule_by_hand_on_dense_tissue() -> None:
+    """60 % nuclei and stroma at grey 0.35, 40 % white background at 0.95."""
+    gray = np.where(np.arange(100).reshape(10, 10) < 60, 0.35, 0.95)
+    assert bright_background(gray)  # median 0.35 > 0.25: brightfield, nuclei dark
+    assert not nuclei_are_dark(gray)  # the version-2 rule: the larger Otsu side is "background"
+    fluorescence = np.where(np.arange(100).reshape(10, 10) < 30, 0.9, 0.05)  # 30 % nuclei
+    assert not bright_background(fluorescence)  # median 0.05: nuclei bright
+    image = (np.repeat(gray[..., None], 3, axis=2) * 255).astype(np.uint8)
+    assert Otsu().predict(image).extras["nuclei_dark"] is True
+
+
+def test_embedded_sample_polarity_per_image_type() -> None:
+    """Fluorescence nuclei are bright, histology nuclei dark, on every embedded image."""
+    from plugins.datasets.dsb2018_sample import DSB2018Sample
+
+    data = DSB2018Sample()
+    kinds = {}
+    for split in data.splits:
+        for sample_id in data.sample_ids(split):
+            sample = data.load(split, sample_id)
+            dark = Otsu().predict(sample.image).extras["nuclei_dark"]
+            kinds.setdefault(sample.meta["type"], set()).add(dark)
+    assert kinds == {"fluorescence": {False}, "histology": {True}}
+
+
+def test_glas_h_and_e_nuclei_are_dark_on_every_tile() -> None:
+    """GlaS is H&E: the background rule calls nuclei dark on every test tile; on the tiles where
+    the version-2 rule called them bright (55 of the 80), the dark-object mask covers the glands
+    far better (mean Dice gain 0.28 measured; 0.2 asserted)."""
+    root = Path(os.environ.get("BENCH_DATA", "")) / "glas"
+    if not (root / "Grade.csv").is_file():
+        pytest.skip(f"real GlaS copy not found at {root}")
+    from plugins.datasets.glas import GlaS
+
+    data, method = GlaS(root=root), Otsu()
+    gains = []
+    for split in data.eval_splits:
+        for sample_id in data.sample_ids(split):
+            sample = data.load(split, sample_id)
+            prediction = method.predict(sample.image)
+            assert prediction.extras["nuclei_dark"] is True, sample_id
+            if not nuclei_are_dark(intensity_channel(sample.image, "gray")):
+                old = Otsu(polarity="bright").predict(sample.image)
+                gains.append(
+                    dice(prediction=prediction.foreground, reference=sample.instances)
+                    - dice(prediction=old.foreground, reference=sample.instances)
+                )
+    assert len(gains) >= 20 and float(np.mean(gains)) > 0.2, (len(gains), np.mean(gains))
