@@ -314,8 +314,10 @@ def annotate(
 
 
 def _rank_summary(rows: Sequence[dict[str, Any]], ranks: np.ndarray, prefix: str, settings: Settings) -> None:
+    tail = 100.0 * (1.0 - settings.confidence) / 2.0
     for k, r in enumerate(rows):
-        lo, hi = percentile_interval(ranks[:, k], settings.confidence)
+        # ranks are whole numbers: the interval ends are ranks that occurred, not interpolations
+        lo, hi = np.percentile(ranks[:, k], [tail, 100.0 - tail], method="inverted_cdf")
         r[f"{prefix}rank_median"] = f"{float(np.median(ranks[:, k])):g}"
         r[f"{prefix}rank_lo"], r[f"{prefix}rank_hi"] = f"{lo:g}", f"{hi:g}"
 
