@@ -303,6 +303,11 @@ def annotate(
         adjusted = dict(zip(pairs, holm(raw), strict=True))
         for j in range(1, len(order)):
             order[j][f"{col}.p_above"] = fmt.format(adjusted[(j - 1, j)])
+        info.setdefault("pairwise", {})[col] = {
+            "entries": [r["entry"] for r in order],
+            "p_holm": [[1.0 if i == j else round(adjusted[(min(i, j), max(i, j))], 6) for j in range(len(order))]
+                       for i in range(len(order))],
+        }
     measured_ids = {id(r) for r in measured}
     chain = [k for k, r in enumerate(rankable) if id(r) in measured_ids]
     adjacent = list(zip(chain, chain[1:], strict=False))

@@ -116,6 +116,36 @@ def rank_plot_svg(rows: Sequence[Mapping[str, str]], prov: Mapping[str, Any]) ->
     return text[text.index("<svg"):]
 
 
+def significance_svg(pairwise: Mapping[str, Any], alpha: float) -> str:
+    """Per column, which measured entries the paired tests separate (Holm-adjusted p < alpha);
+    entries best first on both axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    panels = [(c, v) for c, v in pairwise.items() if len(v["entries"]) > 1]
+    if not panels:
+        return ""
+    size = max(len(v["entries"]) for _, v in panels)
+    fig, axes = plt.subplots(1, len(panels), figsize=(0.3 * size * len(panels) + 2.0, 0.3 * size + 1.8))
+    axes = list(axes) if len(panels) > 1 else [axes]
+    for ax, (col, v) in zip(axes, panels, strict=True):
+        p = np.array(v["p_holm"])
+        ax.imshow(p < alpha, cmap="Blues", vmin=0, vmax=1.4)
+        ticks = range(len(v["entries"]))
+        ax.set_xticks(list(ticks), v["entries"], rotation=90, fontsize=6)
+        ax.set_yticks(list(ticks), v["entries"], fontsize=6)
+        ax.set_title(col, fontsize=8)
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
 def render_html(folder: Path) -> str:
     rows = read_csv(folder / "leaderboard.csv")
     with open(folder / "run.json") as fh:
@@ -132,6 +162,11 @@ def render_html(folder: Path) -> str:
         parts.append("<p class=\"note\">" + html.escape(" ".join(uncertainty.footer(spread))) + "</p>")
         parts += ["<h2>Bootstrap ranks</h2>", '<div id="ranks">', rank_plot_svg(rows, prov), "</div>",
                   "<p class=\"note\">Median bootstrap rank (dot) and its interval (bar); grey: published.</p>"]
+        significance = significance_svg(spread.get("pairwise", {}), spread["alpha"])
+        if significance:
+            parts += ["<h2>Significance map</h2>", '<div id="significance">', significance, "</div>",
+                      f"<p class=\"note\">Dark: the pair is separated (Holm-adjusted p &lt; {spread['alpha']:g}); "
+                      "measured entries only, best first on both axes.</p>"]
     else:
         parts.append("<p class=\"note\">This leaderboard was written without bootstrap intervals.</p>")
     shown = {k: prov.get(k) for k in ("segbench", "machine", "seeds", "budget", "run_id", "run_command", "date",

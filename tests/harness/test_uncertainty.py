@@ -137,6 +137,9 @@ def test_split_level_metric_paired_bootstrap_separates_only_real_differences() -
     assert float(rows["near"]["object_f1.test.p_above"]) == pytest.approx(0.006)
     assert float(rows["poor"]["object_f1.test.p_above"]) > 0.05
     assert info["reduction"] == {"object_f1.test": "sum"}
+    pairwise = info["pairwise"]["object_f1.test"]
+    assert pairwise["entries"] == ["good", "near", "poor"]
+    assert pairwise["p_holm"][0][1] == pairwise["p_holm"][1][0] == pytest.approx(0.006) and pairwise["p_holm"][2][2] == 1.0
     # constant images: the good entry's interval is its point value
     assert rows["good"]["object_f1.test.lo"] == rows["good"]["object_f1.test.hi"] == "0.9000"
 
