@@ -1,8 +1,8 @@
 """``bench report``: one self-contained HTML page from a leaderboard folder.
 
-The page holds the leaderboard with its bootstrap intervals (click a header to sort), the
-published rows marked †, a rank-interval plot per ranked column and the provenance.  Plots
-are drawn with matplotlib and inlined as SVG: nothing is fetched when the page is viewed, and
+The page holds the leaderboard with its bootstrap intervals and the measured timing and memory
+(click a header to sort), the published rows marked †, a rank-interval plot per ranked column,
+a significance map and the provenance.  Plots are drawn with matplotlib and inlined as SVG: nothing is fetched when the page is viewed, and
 the figures are plain vector text that any browser shows and that stays readable for years.
 """
 
@@ -18,7 +18,8 @@ from typing import Any
 import click
 
 from harness import uncertainty
-from harness.leaderboard import read_csv
+from harness.leaderboard import PROFILE_COLUMNS, read_csv
+from harness.report import PROFILE_TITLES
 from harness.store import write_text_atomic
 
 SORT_SCRIPT = """
@@ -62,7 +63,9 @@ def _columns(prov: Mapping[str, Any]) -> list[tuple[str, bool]]:
 def table_html(rows: Sequence[Mapping[str, str]], prov: Mapping[str, Any]) -> str:
     spread = prov.get("uncertainty")
     cols = _columns(prov)
-    head = ["Rank", "Entry"] + [f"{c.replace('.', ' ')} {'↑' if up else '↓'}" for c, up in cols] + ["Sum of ranks", "Status"]
+    profile = [c for c in PROFILE_COLUMNS if any(r.get(c) for r in rows)]
+    head = (["Rank", "Entry"] + [f"{c.replace('.', ' ')} {'↑' if up else '↓'}" for c, up in cols] + ["Sum of ranks"]
+            + [PROFILE_TITLES[c] for c in profile] + ["Status"])
     out = ['<table class="sortable" id="leaderboard"><thead><tr>']
     out += [f"<th>{html.escape(h)}</th>" for h in head]
     out.append("</tr></thead><tbody>")
@@ -73,7 +76,9 @@ def table_html(rows: Sequence[Mapping[str, str]], prov: Mapping[str, Any]) -> st
         for c, _ in cols:
             shown = uncertainty.score_cell(r, c, spread["alpha"]) if spread else r.get(f"{c}.score", "")
             cells.append((r.get(f"{c}.score", ""), shown))
-        cells += [(r["rank_sum"], r["rank_sum"]), (r["status"], r["status"])]
+        cells.append((r["rank_sum"], r["rank_sum"]))
+        cells += [(r.get(c, ""), r.get(c, "")) for c in profile]
+        cells.append((r["status"], r["status"]))
         klass = ' class="published"' if published else ""
         tds = [
             f'<td data-sort="{html.escape(key)}"{ENTRY_CLASS if i == 1 else ""}>{html.escape(text)}</td>'

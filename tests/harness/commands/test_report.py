@@ -67,6 +67,7 @@ def test_report_is_one_self_contained_page(tmp_path: Path, registry, store: Stor
     assert entries == ["decode", "Paper †", "decode(shift=1)"]
     assert [k for k, _ in page.rows] == ["", "published", ""]
     assert page.rows[0][1][2] == "1.0000 [1.0000, 1.0000]" and page.rows[1][1][2] == "0.8000"
+    assert "<th>p50 (ms)</th>" in out.read_text()  # timing beside the scores
     assert page.external == [] and page.svg >= 2  # rank intervals and significance map, inline
 
 
