@@ -2,8 +2,9 @@
 
 The page holds the leaderboard with its bootstrap intervals and the measured timing and memory
 (click a header to sort), the published rows marked †, a rank-interval plot per ranked column,
-a significance map and the provenance.  Plots are drawn with matplotlib and inlined as SVG: nothing is fetched when the page is viewed, and
-the figures are plain vector text that any browser shows and that stays readable for years.
+a significance map and the provenance.  Plots are drawn with matplotlib and inlined as SVG:
+nothing is fetched when the page is viewed, and the figures are plain vector text that any
+browser shows and that stays readable for years.
 """
 
 from __future__ import annotations
