@@ -12,6 +12,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import click
 from harness import uncertainty
 from harness.leaderboard import PROFILE_COLUMNS, read_csv
 from harness.report import PROFILE_TITLES
-from harness.store import write_text_atomic
+from harness.store import Store, write_json_atomic, write_text_atomic
 
 SORT_SCRIPT = """
 document.querySelectorAll('table.sortable th').forEach(function (th, col) {
@@ -152,7 +153,72 @@ def significance_svg(pairwise: Mapping[str, Any], alpha: float) -> str:
     return text[text.index("<svg"):]
 
 
-def render_html(folder: Path) -> str:
+PerImage = Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]]  # entry -> split -> sample id -> metric -> value
+
+
+def per_image_values(images: uncertainty.ImageStatistics, specs: Mapping[str, Any]) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+    """Each image's own value of every ranked metric (mean over seeds), from stored statistics;
+    split-level metrics give the value of the image reduced alone."""
+    out: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+    for entry, seeds in images.items():
+        for split in sorted({s for k in seeds for s in seeds[k]}):
+            ids = sorted({i for k in seeds for i in seeds[k].get(split, {})})
+            for sid in ids:
+                found = [seeds[k][split][sid] for k in seeds if sid in seeds[k].get(split, {})]
+                out.setdefault(entry, {}).setdefault(split, {})[sid] = {
+                    name: float(sum(spec.image_value(f[name]) for f in found) / len(found))
+                    for name, spec in specs.items() if all(name in f for f in found)
+                }
+    return out
+
+
+def strip_plot_svg(values: PerImage, prov: Mapping[str, Any], order: Sequence[str]) -> str:
+    """Per metric and split, the per-image values of every measured entry (box + points)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    entries = [e for e in order if e in values]
+    cols = [(m["name"], s) for m in prov["ranking"]["metrics"] for s in m["splits"]]
+    fig, axes = plt.subplots(1, len(cols), figsize=(2.4 * len(cols), 0.3 * len(entries) + 1.3), sharey=True)
+    axes = list(axes) if len(cols) > 1 else [axes]
+    jitter = np.random.default_rng(0)
+    for ax, (name, split) in zip(axes, cols, strict=True):
+        data = [[v[name] for v in values[e].get(split, {}).values() if name in v] for e in entries]
+        ax.boxplot(data, orientation="horizontal", widths=0.6, showfliers=False)
+        for k, d in enumerate(data):
+            ax.scatter(d, k + 1 + jitter.uniform(-0.15, 0.15, len(d)), s=3, alpha=0.5, color="#1f5fa8")
+        ax.set_title(f"{name} {split}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0].set_yticks(range(1, len(entries) + 1), entries)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def per_image_table(values: PerImage, prov: Mapping[str, Any]) -> str:
+    names = [m["name"] for m in prov["ranking"]["metrics"]]
+    out = ['<table class="sortable" id="per-image"><thead><tr>']
+    out += [f"<th>{html.escape(h)}</th>" for h in ["Entry", "Split", "Image", *names]]
+    out.append("</tr></thead><tbody>")
+    for entry in sorted(values):
+        for split in sorted(values[entry]):
+            for sid, v in sorted(values[entry][split].items()):
+                cells = [entry, split, sid] + [f"{v[n]:.4f}" if n in v else "" for n in names]
+                out.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def render_html(folder: Path, values: PerImage | None = None) -> str:
+    """The page of a leaderboard folder; ``values`` (per-image metric values, when the run's
+    store is at hand) adds the per-image distributions and the per-image table."""
     rows = read_csv(folder / "leaderboard.csv")
     with open(folder / "run.json") as fh:
         prov: dict[str, Any] = json.load(fh)
@@ -175,6 +241,11 @@ def render_html(folder: Path) -> str:
                       "measured entries only, best first on both axes.</p>"]
     else:
         parts.append("<p class=\"note\">This leaderboard was written without bootstrap intervals.</p>")
+    if values:
+        parts += ["<h2>Per-image values</h2>", '<div id="distributions">',
+                  strip_plot_svg(values, prov, [r["entry"] for r in rows]), "</div>",
+                  "<p class=\"note\">Each image's own value (split-level metrics: the image reduced alone; "
+                  "mean over seeds). Click a header of the table to sort.</p>", per_image_table(values, prov)]
     shown = {k: prov.get(k) for k in ("segbench", "machine", "seeds", "budget", "run_id", "run_command", "date",
                                       "dataset_version", "uncertainty")}
     parts += ["<h2>Provenance</h2>", "<pre>", html.escape(json.dumps(shown, indent=1, sort_keys=True)), "</pre>",
@@ -183,18 +254,55 @@ def render_html(folder: Path) -> str:
 
 
 @click.command("report")
-@click.option("--leaderboard", "folder", type=click.Path(path_type=Path), required=True,
+@click.option("--leaderboard", "folder", type=click.Path(path_type=Path), default=None,
               help="A leaderboard folder (leaderboards/<dataset>/<version>) or a dataset folder (its LATEST).")
+@click.option("--run", "run_id", default=None, help="A run id in the store instead: adds per-image plots and table.")
+@click.option("--store", "store_path", type=click.Path(path_type=Path), envvar="BENCH_RUNS", default="runs", show_default=True)
+@click.option("--dataset", default=None, help="Dataset of the run (default: its first).")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Published results CSV (with --run).")
+@click.option("--reference-citation", default=None)
+@click.option("--bootstrap", type=click.IntRange(min=0), default=uncertainty.DEFAULT_RESAMPLES, show_default=True)
+@click.option("--bootstrap-seed", type=int, default=uncertainty.DEFAULT_SEED, show_default=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default="report.html", show_default=True)
-def report_cmd(folder: Path, out: Path) -> None:
-    """Write one self-contained HTML page (no network needed) from a leaderboard folder."""
-    if (folder / "LATEST").is_file():
-        folder = folder / (folder / "LATEST").read_text().strip()
-    for name in ("leaderboard.csv", "run.json"):
-        if not (folder / name).is_file():
-            raise click.UsageError(f"--leaderboard {folder}: no {name} there; pass a folder written by 'bench leaderboard'")
-    write_text_atomic(out, render_html(folder))
+@click.pass_context
+def report_cmd(ctx: click.Context, folder: Path | None, run_id: str | None, store_path: Path, dataset: str | None,
+               reference: Path | None, reference_citation: str | None, bootstrap: int, bootstrap_seed: int, out: Path) -> None:
+    """Write one self-contained HTML page (no network needed) from a leaderboard folder or a run."""
+    if (folder is None) == (run_id is None):
+        raise click.UsageError("pass exactly one of --leaderboard DIR or --run RUN_ID")
+    if run_id is not None:
+        write_text_atomic(out, _from_run(ctx, Store(store_path), run_id, dataset, reference, reference_citation,
+                                         bootstrap, bootstrap_seed))
+    else:
+        assert folder is not None
+        if (folder / "LATEST").is_file():
+            folder = folder / (folder / "LATEST").read_text().strip()
+        for name in ("leaderboard.csv", "run.json"):
+            if not (folder / name).is_file():
+                raise click.UsageError(f"--leaderboard {folder}: no {name} there; pass a folder written by 'bench leaderboard'")
+        write_text_atomic(out, render_html(folder))
     click.echo(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+
+
+def _from_run(ctx: click.Context, store: Store, run_id: str, dataset: str | None, reference: Path | None,
+              citation: str | None, bootstrap: int, seed: int) -> str:
+    from harness.bench import build_leaderboard
+    from harness.cli import registry_from
+    from harness.commands.leaderboard import datasets_in_run
+
+    registry = registry_from(ctx)
+    run = store.run(run_id)
+    dataset = dataset or datasets_in_run(store, run)[0]
+    text, _, prov = build_leaderboard(registry, store, run, dataset, reference=reference, reference_citation=citation,
+                                      bootstrap=bootstrap, bootstrap_seed=seed)
+    cells = [c for c in (store.cell(k) for k in prov["cells"]) if c is not None]
+    specs = {m["name"]: registry.metric(m["name"]) for m in prov["ranking"]["metrics"]}
+    values = per_image_values(uncertainty.image_statistics(store, cells), specs)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / f"run-{run['run_id']}"
+        write_text_atomic(folder / "leaderboard.csv", text)
+        write_json_atomic(folder / "run.json", {**prov, "leaderboard_version": f"run {run['run_id']}"})
+        return render_html(folder, values)
 
 
 COMMANDS = [report_cmd]

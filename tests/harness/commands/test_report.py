@@ -74,3 +74,22 @@ def test_report_is_one_self_contained_page(tmp_path: Path, registry, store: Stor
 def test_report_of_a_folder_without_a_leaderboard_is_a_clear_error(tmp_path: Path) -> None:
     res = CliRunner().invoke(report_cmd, ["--leaderboard", str(tmp_path), "--out", str(tmp_path / "r.html")])
     assert res.exit_code == 2 and "no leaderboard.csv there" in res.output and not (tmp_path / "r.html").exists()
+
+
+def test_report_of_a_run_adds_per_image_values(tmp_path: Path, registry, store: Store) -> None:  # type: ignore[no-untyped-def]
+    result = run_benchmark(registry, [("squares", {})], [("decode", {}), ("decode", {"shift": 1})], [0, 1], metrics=["dice"], store=store)
+    out = tmp_path / "run.html"
+    res = CliRunner().invoke(report_cmd, ["--run", result.run_id, "--store", str(store.root), "--bootstrap", "50",
+                                          "--out", str(out)], obj=registry)
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    assert 'id="distributions"' in text and 'id="per-image"' in text
+    body = text[text.index('id="per-image"'):]
+    # two entries × two test images; decode(shift=1) on image a: dice of a 4×4 square shifted by one column = 0.75
+    assert body.count("<tr>") == 1 + 4
+    assert "<td>decode(shift=1)</td><td>test</td><td>a</td><td>0.7500</td>" in body
+
+
+def test_report_needs_exactly_one_source(tmp_path: Path) -> None:
+    res = CliRunner().invoke(report_cmd, ["--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 2 and "exactly one of --leaderboard DIR or --run RUN_ID" in res.output
