@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import uncertainty
 from harness.executors import get_executor
 from harness.leaderboard import RankedMetric, measured_rows, rank, reference_rows, to_csv
 from harness.plugins import Registry, unknown_message
@@ -182,8 +183,12 @@ def build_leaderboard(
     metrics: Sequence[str] | None = None,
     reference: Path | None = None,
     reference_citation: str | None = None,
+    bootstrap: int = 0,
+    bootstrap_seed: int = uncertainty.DEFAULT_SEED,
 ) -> tuple[str, list[dict[str, Any]], dict[str, Any]]:
-    """(CSV text, ranked rows, provenance) for one dataset of a stored run."""
+    """(CSV text, ranked rows, provenance) for one dataset of a stored run; with ``bootstrap``
+    resamples (> 0), bootstrap intervals, rank intervals and paired tests are added
+    (:mod:`harness.uncertainty`)."""
     records = [store.cell(k) for k in run["cells"]]
     mine = [r for r in records if r is not None and r.get("dataset") == dataset]
     if not mine:
@@ -196,6 +201,11 @@ def build_leaderboard(
     if reference is not None:
         rows += reference_rows(reference, ranked)
     table = rank(rows, ranked)
+    extra: list[str] = []
+    if bootstrap:
+        settings = uncertainty.Settings(resamples=bootstrap, seed=bootstrap_seed)
+        spread = uncertainty.annotate(table, uncertainty.image_statistics(store, mine), ranked, specs, settings)
+        extra = uncertainty.extra_columns(ranked)
     ds = registry.dataset(dataset, **(mine[0].get("dataset_params") or {}))
     prov = {
         **provenance(registry),
@@ -216,6 +226,8 @@ def build_leaderboard(
             "method": "standard competition ranking per column; rows by sum of ranks",
         },
     }
+    if bootstrap:
+        prov["uncertainty"] = spread
     if reference is not None:
         prov["reference"] = {"file": reference.name, "citation": reference_citation or ""}
     method_notes = sorted({
@@ -224,7 +236,7 @@ def build_leaderboard(
     })
     if method_notes:
         prov["notes"] = ["Methods:", *method_notes]
-    return to_csv(table, ranked), table, prov
+    return to_csv(table, ranked, extra), table, prov
 
 
 

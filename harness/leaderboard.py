@@ -184,9 +184,9 @@ def columns(metrics: Sequence[RankedMetric]) -> list[str]:
     return cols + ["rank_sum", *PROFILE_COLUMNS, "device"]
 
 
-def to_csv(table: Sequence[Mapping[str, Any]], metrics: Sequence[RankedMetric]) -> str:
+def to_csv(table: Sequence[Mapping[str, Any]], metrics: Sequence[RankedMetric], extra: Sequence[str] = ()) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns(metrics), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=[*columns(metrics), *extra], lineterminator="\n")
     writer.writeheader()
     for row in table:
         writer.writerow(row)

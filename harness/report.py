@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness import uncertainty
 from harness.leaderboard import PROFILE_COLUMNS, TIE_BREAK, read_csv
 
 PROFILE_TITLES = {
@@ -39,6 +40,7 @@ def render_markdown(folder: Path) -> str:
         prov: dict[str, Any] = json.load(fh)
     ranking = prov["ranking"]
     metrics = ranking["metrics"]
+    spread = prov.get("uncertainty")
     lines = [f"# Leaderboard: {prov['dataset']} ({prov.get('leaderboard_version', '')})", ""]
     header = ["Rank", "Entry"]
     align = ["---:", ":---"]
@@ -56,9 +58,15 @@ def render_markdown(folder: Path) -> str:
     for r in rows:
         name = r["entry"] + (" †" if r["source"] == "published" else "")
         cells = [r["rank"], f"`{name}`" if r["source"] == "measured" else name]
+        if spread:
+            cells[0] = uncertainty.rank_cell(r, "", r["rank"], spread["alpha"], mark=True)
         for m in metrics:
             for split in m["splits"]:
-                cells += [r[f"{m['name']}.{split}.score"], r[f"{m['name']}.{split}.rank"]]
+                col = f"{m['name']}.{split}"
+                if spread:
+                    cells += [uncertainty.score_cell(r, col, spread["alpha"]), uncertainty.rank_cell(r, f"{col}.", r[f"{col}.rank"])]
+                else:
+                    cells += [r[f"{col}.score"], r[f"{col}.rank"]]
         cells.append(r["rank_sum"])
         cells += [r.get(c, "") for c in profile]
         cells.append(r["status"])
@@ -79,6 +87,8 @@ def render_markdown(folder: Path) -> str:
         + _budget(prov.get("budget"))
         + f", {prov.get('date', '')}. Provenance in run.json.",
     ]
+    if spread:
+        lines += ["", *uncertainty.footer(spread), *uncertainty.per_seed_table(rows, metrics)]
     notes = prov.get("notes")
     if notes:
         lines += ["", *notes]

@@ -8,7 +8,7 @@ import click
 
 from harness.hookspecs import hookimpl
 
-MODULES = ("inspect", "run", "leaderboard", "check", "data")
+MODULES = ("inspect", "run", "leaderboard", "check", "data", "report")
 
 
 @hookimpl

@@ -16,6 +16,7 @@ from harness.leaderboard import write_version
 from harness.plugins import Registry
 from harness.store import Store
 from harness.types import PluginError
+from harness.uncertainty import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 
 def rich_table(title: str, rows: Sequence[Mapping[str, Any]], provenance: Mapping[str, Any]) -> Table:
@@ -87,9 +88,13 @@ def show(registry: Registry, store: Store, run: Mapping[str, Any], metrics: Sequ
 @click.option("--reference-citation", default=None, help="Where the published results come from.")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default="leaderboards", show_default=True)
 @click.option("--version", "version", default=None, help="Version folder name (default: next vN; unchanged tables reuse the latest).")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=DEFAULT_RESAMPLES, show_default=True,
+              help="Bootstrap resamples over images for intervals, rank intervals and paired tests (0: none).")
+@click.option("--bootstrap-seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the bootstrap resampling.")
 @click.pass_context
 def leaderboard_cmd(ctx: click.Context, run_id: str, store_path: Path, datasets: tuple[str, ...], metrics: str | None,
-                    reference: Path | None, reference_citation: str | None, out_root: Path, version: str | None) -> None:
+                    reference: Path | None, reference_citation: str | None, out_root: Path, version: str | None,
+                    bootstrap: int, bootstrap_seed: int) -> None:
     """Write leaderboards/<dataset>/<version>/leaderboard.{csv,md} and run.json from a run."""
     registry = registry_from(ctx)
     store = Store(store_path)
@@ -98,7 +103,8 @@ def leaderboard_cmd(ctx: click.Context, run_id: str, store_path: Path, datasets:
     console = wide_console()
     for dataset in datasets or datasets_in_run(store, run):
         text, rows, prov = build_leaderboard(registry, store, run, dataset, metrics=chosen,
-                                             reference=reference, reference_citation=reference_citation)
+                                             reference=reference, reference_citation=reference_citation,
+                                             bootstrap=bootstrap, bootstrap_seed=bootstrap_seed)
         folder, new = write_version(out_root, dataset, text, prov, version)
         console.print(rich_table(f"{dataset} ({folder.name})", rows, prov))
         console.print(f"{'wrote' if new else 'unchanged, kept'} {folder}")
