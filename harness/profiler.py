@@ -134,7 +134,7 @@ def torch_modules(obj: object) -> list[Any]:
     torch = sys.modules.get("torch")
     if torch is None:
         return []
-    return [v for v in vars(obj).values() if isinstance(v, torch.nn.Module)]
+    return [v for v in getattr(obj, "__dict__", {}).values() if isinstance(v, torch.nn.Module)]
 
 
 def parameter_count(obj: object) -> int | None:
