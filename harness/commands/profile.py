@@ -187,7 +187,7 @@ def inference_rows(method: Any, label: str, inputs: Sequence[tuple[str, list[np.
         params = parameter_count(method)
         flops = None
         if params is not None:
-            flops = count_flops(lambda p=pool: method.predict_batch([p[0]]))
+            flops = count_flops(_predict_step(method, pool[:1])(1))
         heights = [im.shape[0] for im in pool]
         widths = [im.shape[1] for im in pool]
         for batch_size in batch_sizes:

@@ -187,6 +187,38 @@ class TinyConv(Method):
         return self.predict_batch([image])[0]
 
 
+class TinyTrainable(TinyConv):
+    """TinyConv with what a training step needs: a network builder, a loss, patch and batch."""
+
+    name = "tiny-trainable"
+    learns = True
+    patch_size = 8
+    batch_size = 4
+
+    def build(self, num_classes: int):  # type: ignore[no-untyped-def]
+        import torch
+
+        return torch.nn.Conv2d(3, num_classes, kernel_size=3, padding=1, bias=False)
+
+    def batch_loss(self, model, patches, device):  # type: ignore[no-untyped-def]
+        import torch
+
+        x = torch.from_numpy(np.stack([p.image for p in patches])).permute(0, 3, 1, 2)
+        if len(patches) > 2:
+            raise MemoryError("training batch too large")
+        return model(x.to(device)).square().mean()
+
+
+def test_training_step_row_halves_on_out_of_memory_and_counts_parameters() -> None:
+    pytest.importorskip("torch")
+    row = prof.train_row(TinyTrainable(), "tiny", device="cpu", warmup=1, repeats=2)
+    assert row["mode"] == "train" and row["status"] == "ok" and row["params"] == 27
+    assert row["requested_batch_size"] == 4 and row["batch_size"] == 2 and row["oom_batch_sizes"] == [4]
+    assert len(row["seconds"]) == 2 and (row["height"], row["width"]) == (8, 8)
+    skipped = prof.train_row(TinyConv(), "tiny", device="cpu", warmup=1, repeats=2)
+    assert skipped["status"] == "skipped" and skipped["seconds"] == []
+
+
 class ExtraColumn:
     """A third-party column: how many batches were timed (``repeats``, recomputed)."""
 
