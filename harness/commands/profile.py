@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import os
 import platform
@@ -144,9 +145,11 @@ def _cycle(pool: Sequence[np.ndarray], n: int) -> list[np.ndarray]:
 
 
 def _predict_step(method: Any, pool: Sequence[np.ndarray]) -> Callable[[int], Callable[[], object]]:
+    """Batches of ``b`` taken in turn from the pool, so every image is timed even at batch 1."""
     def step(b: int) -> Callable[[], object]:
-        batch = _cycle(pool, b)
-        return lambda: method.predict_batch(batch)
+        batches = [_cycle([*pool[j * b % len(pool):], *pool], b) for j in range(len(pool))]
+        turn = itertools.count()
+        return lambda: method.predict_batch(batches[next(turn) % len(batches)])
     return step
 
 
