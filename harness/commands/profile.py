@@ -76,7 +76,8 @@ def bench_profile_columns(measurement: Mapping[str, Any]) -> dict[str, Any]:
     note = m.get("note") or ""
     if tried:
         oom = "out of memory at batch " + ", ".join(str(b) for b in tried)
-        note = f"{oom}; ran at {batch}" if batch else f"{oom}; not measured"
+        oom = f"{oom}; ran at {batch}" if batch else f"{oom}; not measured"
+        note = "; ".join(n for n in (note, oom) if n)
     row: dict[str, Any] = {k: m.get(k) for k in ("method", "input", "height", "width", "mode", "device",
                                                   "status", "requested_batch_size", "batch_size",
                                                   "threads", "params", "flops_per_image")}
@@ -155,7 +156,8 @@ def _predict_step(method: Any, pool: Sequence[np.ndarray]) -> Callable[[int], Ca
 
 def prepare(method: Any, *, device: str, state: Mapping[str, np.ndarray] | None = None,
             train: Sequence[Any] = ()) -> str:
-    """Ready ``method`` to predict; returns how (``untrained``, ``stored state``, ``fitted``).
+    """Ready ``method`` to predict; returns how (``untrained``, ``stored state``, ``fitted``, or
+    nothing for a method that does not learn).
 
     A stored state is loaded when given.  Otherwise a learning method with a network
     (``build(num_classes)``) gets a freshly initialised one, since speed does not depend on the
@@ -165,7 +167,7 @@ def prepare(method: Any, *, device: str, state: Mapping[str, np.ndarray] | None 
         method.load_state_dict(state)
         return "stored state"
     if not method.learns:
-        return "untrained"
+        return ""
     build = getattr(method, "build", None)
     if callable(build):
         getattr(method, "_require", lambda: None)()
@@ -456,7 +458,7 @@ def profile_cmd(ctx: click.Context, methods: str, datasets: str | None, sizes: s
                 advance(f"{label} · train step")
                 rows.append(train_row(method, label, device=device, warmup=warmup, repeats=repeats))
             for row in rows:
-                row["note"] = row.get("note") or ("" if how == "untrained" else how)
+                row["note"] = "; ".join(n for n in (how, row.get("note") or "") if n)
             measurements += rows
         progress.update(task, completed=total)
     assert registry.pm is not None

@@ -284,7 +284,7 @@ def test_profile_writes_versioned_csv_markdown_provenance_with_plugin_column(inv
     assert int(conv16["flops_per_image"]) == 2 * 16 * 16 * 4 * 27 and conv16["params"] == "108"
     assert all(r["status"] == "ok" and r["timed_batches"] == "2" == r["repeats"] for r in rows)
     decode = next(r for r in rows if r["method"] == "decode")
-    assert decode["flops_per_image"] == "" and decode["params"] == ""
+    assert decode["flops_per_image"] == "" and decode["params"] == "" and decode["note"] == ""
     for r in rows:  # per image = per batch / batch size, throughput = images / total time
         b = int(r["batch_size"])
         assert float(r["latency_image_p50_ms"]) == pytest.approx(float(r["latency_batch_p50_ms"]) / b, rel=1e-2, abs=2e-3)
@@ -315,6 +315,11 @@ def test_learning_methods_untrained_fitted_or_from_a_stored_run(invoke, tmp_path
     assert stored.exit_code == 0, stored.output
     row = _rows(tmp_path / "profiles" / "box" / "v2" / "profile.csv")[0]
     assert row["note"] == "stored state" and row["input"] == "8x8"
+    unet = invoke("profile", "--methods", "unet(patch_size=32)", "--sizes", "32", "--batch-sizes", "1", "--repeats", "1",
+                  "--warmup", "0", "--images", "1", "--machine", "box", "--quiet")
+    assert unet.exit_code == 0, unet.output
+    row = _rows(tmp_path / "profiles" / "box" / "v3" / "profile.csv")[0]
+    assert row["note"] == "untrained" and int(row["params"]) > 0 and int(row["flops_per_image"]) > 0
 
 
 @pytest.mark.parametrize(("args", "names"), [
