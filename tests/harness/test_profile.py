@@ -219,6 +219,29 @@ def test_training_step_row_halves_on_out_of_memory_and_counts_parameters() -> No
     assert skipped["status"] == "skipped" and skipped["seconds"] == []
 
 
+class OomAbove(Method):
+    """Predicts nothing useful; batches larger than ``limit`` raise the given out-of-memory error."""
+
+    name = "oom-above"
+    outputs = frozenset({"foreground"})
+
+    def __init__(self, limit: int = 2, cuda: bool = False) -> None:
+        self.limit = limit
+        self.cuda = cuda
+
+    def predict_batch(self, images):  # type: ignore[no-untyped-def]
+        if len(images) > self.limit:
+            if self.cuda:
+                import torch
+
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise MemoryError
+        return [self.predict(image) for image in images]
+
+    def predict(self, image: np.ndarray) -> Prediction:
+        return Prediction(foreground=image[..., 0] > 0)
+
+
 class ExtraColumn:
     """A third-party column: how many batches were timed (``repeats``, recomputed)."""
 
@@ -229,6 +252,7 @@ class ExtraColumn:
     @hookimpl
     def bench_register_methods(self, register):  # type: ignore[no-untyped-def]
         register(TinyConv)
+        register(OomAbove)
 
 
 def test_flops_and_parameters_of_a_tiny_conv_net_by_hand() -> None:
@@ -334,6 +358,23 @@ def test_learning_methods_untrained_fitted_or_from_a_stored_run(invoke, tmp_path
 def test_bad_arguments_are_one_clear_error(invoke, args: tuple[str, ...], names: str) -> None:  # type: ignore[no-untyped-def]
     result = invoke("profile", "--methods", "decode", "--quiet", *args)
     assert result.exit_code == 2 and names in result.output
+
+
+def test_profile_table_records_out_of_memory_halving(invoke, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("torch")
+    result = invoke("profile", "--methods", "oom-above,oom-above(cuda=True),oom-above(limit=0)", "--sizes", "8",
+                    "--batch-sizes", "1,8", "--repeats", "2", "--warmup", "1", "--machine", "box", "--quiet")
+    assert result.exit_code == 0, result.output
+    rows = _rows(tmp_path / "profiles" / "box" / "v1" / "profile.csv")
+    got = [(r["method"], r["requested_batch_size"], r["batch_size"], r["status"], r["note"]) for r in rows]
+    assert got == [
+        ("oom-above", "1", "1", "ok", ""),
+        ("oom-above", "8", "2", "ok", "out of memory at batch 8, 4; ran at 2"),
+        ("oom-above(cuda=True)", "1", "1", "ok", ""),
+        ("oom-above(cuda=True)", "8", "2", "ok", "out of memory at batch 8, 4; ran at 2"),
+        ("oom-above(limit=0)", "1", "", "oom", "out of memory at batch 1; not measured"),
+        ("oom-above(limit=0)", "8", "", "oom", "out of memory at batch 8, 4, 2, 1; not measured"),
+    ]
 
 
 def test_unknown_method_names_the_known_ones(invoke) -> None:  # type: ignore[no-untyped-def]
