@@ -105,3 +105,19 @@ def bench_run_finished(run: Mapping[str, Any]) -> None:
         def bench_run_finished(run):
             print(run["run_id"], run["counts"])
     """
+
+
+@hookspec
+def bench_profile_columns(measurement: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """Columns of one ``bench profile`` row, computed from one measured configuration.
+
+    ``measurement`` holds ``method``, ``input``, ``height``, ``width``, ``mode`` (inference or
+    train), ``device``, ``batch_size`` (run), ``requested_batch_size``, ``oom_batch_sizes``,
+    ``seconds`` (one timing per timed batch), ``peak_rss_mb``, ``gpu_allocated_mb``,
+    ``gpu_reserved_mb``, ``threads``, ``params`` and ``flops_per_image``.  Return a mapping of
+    column name to value; the built-in columns come through this same hook::
+
+        @hookimpl
+        def bench_profile_columns(measurement):
+            return {"energy_j": read_energy_meter()}
+    """

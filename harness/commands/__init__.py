@@ -6,9 +6,10 @@ import importlib
 
 import click
 
+from harness.commands.profile import bench_profile_columns  # noqa: F401 - the built-in profile columns
 from harness.hookspecs import hookimpl
 
-MODULES = ("inspect", "run", "leaderboard", "check", "data", "report")
+MODULES = ("inspect", "run", "leaderboard", "check", "data", "report", "profile")
 
 
 @hookimpl
