@@ -102,6 +102,7 @@ def run_benchmark(
     device: str = "auto",
     metrics: Sequence[str] | None = None,
     executor: str = "local",
+    executor_options: Mapping[str, Any] | None = None,
     jobs: int = 1,
     cell_timeout: float | None = None,
     force: bool = False,
@@ -115,6 +116,9 @@ def run_benchmark(
         for name in metrics:
             registry.get("metric", name)  # unknown names fail early with a suggestion
     device = resolve_device(device, registry, methods)
+    # a bad executor name or option fails before anything is planned or written
+    runner = get_executor(executor, registry)(store.root, jobs=jobs, cell_timeout=cell_timeout, registry=registry,
+                                              options=executor_options)
     cells = plan(registry, datasets, methods, seeds, budget=budget, device=device, metrics=metrics)
     run_id = run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     manifest: dict[str, Any] = {
@@ -126,12 +130,12 @@ def run_benchmark(
         "budget": BUDGETS[budget].as_dict(),
         "device": device,
         "executor": executor,
+        "executor_options": dict(executor_options or {}),
         **provenance(registry),
     }
     store.write_run(run_id, manifest)
     store.clean_partial()
     result = RunResult(run_id=run_id, cells=cells)
-    runner = get_executor(executor)(store.root, jobs=jobs, cell_timeout=cell_timeout, registry=registry)
     hook = registry.pm.hook if registry.pm is not None else None
     for cell in cells:
         if not force and store.is_finished(cell.key):
@@ -145,12 +149,16 @@ def run_benchmark(
             hook.bench_cell_started(cell=cell.describe())
         if on_event:
             on_event("submitted", cell, None)
-    for cell, record in runner.as_completed():
-        result.records[cell.key] = record
-        if hook is not None:
-            hook.bench_cell_finished(cell=cell.describe(), record=record)
-        if on_event:
-            on_event("finished", cell, record)
+    try:
+        for cell, record in runner.as_completed():
+            result.records[cell.key] = record
+            if hook is not None:
+                hook.bench_cell_finished(cell=cell.describe(), record=record)
+            if on_event:
+                on_event("finished", cell, record)
+    except BaseException:
+        runner.cancel()  # Ctrl-C or a failing hook: stop the cells still queued or running
+        raise
     manifest.update(status="finished", counts=result.counts(), reused=result.reused)
     store.write_run(run_id, manifest)
     if hook is not None:

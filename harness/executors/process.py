@@ -29,15 +29,17 @@ STARTUP_LIMIT_S = 600  # a worker that cannot even load its plugins in this time
 
 class ProcessExecutor(Executor):
     name = "process"
+    description = "each cell in its own spawned process, --jobs at once (hard time limit)"
     poll_s = 0.05
 
     def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
         ctx = mp.get_context("spawn")
         store = Store(self.store_root)
         running: dict[str, tuple[CellSpec, Any, Any, float]] = {}
+        self._running = running
         began: dict[str, float] = {}
         try:
-            while self._pending or running:
+            while (self._pending or running) and not self._cancelled:
                 while self._pending and len(running) < self.jobs:
                     cell = self._pending.pop(0)
                     started = ctx.Event()
@@ -70,8 +72,19 @@ class ProcessExecutor(Executor):
                         yield cell, record
                 time.sleep(self.poll_s)
         finally:
-            for _, proc, _, _ in running.values():
-                proc.kill()
+            self._kill(running)
+
+    def cancel(self) -> None:
+        super().cancel()
+        self._kill(getattr(self, "_running", {}))
+
+    @staticmethod
+    def _kill(running: dict[str, tuple[CellSpec, Any, Any, float]]) -> None:
+        for _, proc, _, _ in list(running.values()):
+            proc.kill()
+        for _, proc, _, _ in list(running.values()):
+            proc.join(timeout=5)
+        running.clear()
 
 
 def _death_message(exitcode: int | None) -> str:
