@@ -15,10 +15,11 @@ from collections.abc import Callable
 from harness.executors.base import Executor, error_record
 from harness.executors.local import LocalExecutor
 from harness.executors.process import ProcessExecutor
+from harness.executors.ray import RayExecutor
 from harness.hookspecs import hookimpl
 from harness.plugins import Registry
 
-BUILTIN: tuple[type[Executor], ...] = (LocalExecutor, ProcessExecutor)
+BUILTIN: tuple[type[Executor], ...] = (LocalExecutor, ProcessExecutor, RayExecutor)
 
 
 @hookimpl
@@ -32,4 +33,5 @@ def get_executor(name: str, registry: Registry) -> type[Executor]:
     return registry.get("executor", name).obj  # type: ignore[no-any-return]
 
 
-__all__ = ["BUILTIN", "Executor", "LocalExecutor", "ProcessExecutor", "error_record", "get_executor"]
+__all__ = ["BUILTIN", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor",
+           "error_record", "get_executor"]
