@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tests.harness.test_executor_ray import OBJECT_STORE, REPO, SYNTH, assert_sa
 def _workers_import_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a loopback test cluster needs no token
 
 
 def _free_port() -> int:
@@ -50,7 +52,15 @@ def started_cluster(tmp_path: Path) -> Iterator[tuple[str, str]]:
                       "--node-ip-address=127.0.0.1")
     procs = [head]
     try:
-        ray.init(address=address, log_to_driver=False, logging_level="WARNING")  # waits for the head
+        deadline = time.monotonic() + 60
+        while True:  # the head takes a few seconds to come up
+            try:
+                ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+                break
+            except ConnectionError:
+                if time.monotonic() > deadline or head.poll() is not None:
+                    raise
+                time.sleep(1)
         worker_node = _ray_start(f"--address={address}", "--num-cpus=1", "--node-ip-address=127.0.0.1")
         procs.append(worker_node)
         wait_until(lambda: sum(1 for n in ray.nodes() if n["Alive"]) == 2, "the worker node to join", 60)
