@@ -16,10 +16,11 @@ from harness.executors.base import Executor, error_record
 from harness.executors.local import LocalExecutor
 from harness.executors.process import ProcessExecutor
 from harness.executors.ray import RayExecutor
+from harness.executors.slurm import SlurmExecutor
 from harness.hookspecs import hookimpl
 from harness.plugins import Registry
 
-BUILTIN: tuple[type[Executor], ...] = (LocalExecutor, ProcessExecutor, RayExecutor)
+BUILTIN: tuple[type[Executor], ...] = (LocalExecutor, ProcessExecutor, RayExecutor, SlurmExecutor)
 
 
 @hookimpl
@@ -33,5 +34,5 @@ def get_executor(name: str, registry: Registry) -> type[Executor]:
     return registry.get("executor", name).obj  # type: ignore[no-any-return]
 
 
-__all__ = ["BUILTIN", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor",
+__all__ = ["BUILTIN", "Executor", "LocalExecutor", "ProcessExecutor", "RayExecutor", "SlurmExecutor",
            "error_record", "get_executor"]
