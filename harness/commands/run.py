@@ -34,6 +34,8 @@ from harness.types import BUDGETS
                    "ray, slurm). Default: local, or process when --jobs > 1 or --cell-timeout is set.")
 @click.option("--executor-option", "-X", "executor_option", multiple=True, metavar="KEY=VALUE",
               help="An option of the chosen executor (repeatable).")
+@click.option("--gpus", default=None, metavar="IDS",
+              help="Pin GPU cells to these GPUs, one per running cell (process executor), e.g. 0,1.")
 @click.option("--ray-address", default=None, help="Ray cluster to join: auto or HOST:PORT (default: start one here).")
 @click.option("--ray-num-cpus", type=float, default=None, help="CPUs per cell task (default: the method's num_cpus, 1).")
 @click.option("--ray-num-gpus", type=float, default=None,
@@ -51,11 +53,13 @@ from harness.types import BUDGETS
 @click.pass_context
 def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics: str | None, budget: str, device: str,
             executor: str | None, executor_option: tuple[str, ...], jobs: int, cell_timeout: float | None, force: bool, store_path: Path,
-            run_id: str | None, quiet: bool, **backend_flags: Any) -> None:
+            run_id: str | None, quiet: bool, gpus: str | None, **backend_flags: Any) -> None:
     """Fit, predict, score and profile every cell; finished cells are reused."""
     registry = registry_from(ctx)
     executor, options = executor_choice(registry, executor, executor_option, backend_flags,
-                                        default="process" if jobs > 1 or cell_timeout else "local")
+                                        default="process" if jobs > 1 or cell_timeout or gpus else "local")
+    if gpus is not None:
+        options["gpus"] = gpus
     ds = parse_specs(datasets, list(registry.datasets), "dataset")
     ms = parse_specs(methods, list(registry.methods), "method")
     try:

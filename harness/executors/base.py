@@ -90,3 +90,14 @@ def error_record(cell: CellSpec, message: str, store_root: str | Path) -> dict[s
     }
     Store(store_root).write_cell(cell.key, record, [])
     return record
+
+
+def cell_payload(store: Store, key: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, bytes]]:
+    """A stored cell as (record, image rows, other files) for ``Store.write_cell`` elsewhere."""
+    record = store.cell(key)
+    if record is None:
+        raise RuntimeError(f"cell {key} wrote no record")
+    folder = store.cell_dir(key)
+    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+             if p.is_file() and p.name not in ("cell.json", "images.jsonl")}
+    return record, store.images(key), files

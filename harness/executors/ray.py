@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.executors.base import Executor, error_record
+from harness.executors.base import Executor, cell_payload, error_record
 from harness.runner import CellSpec, execute_cell, spec_from_dict, spec_to_dict
 from harness.store import Store
 from harness.types import PluginError
@@ -48,17 +48,6 @@ def _cell_task(spec: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
     with tempfile.TemporaryDirectory(prefix="segbench-cell-") as tmp:
         execute_cell(cell, tmp, registry)
         yield ("done", cell_payload(Store(tmp), cell.key))
-
-
-def cell_payload(store: Store, key: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, bytes]]:
-    """A stored cell as (record, image rows, other files) for ``Store.write_cell`` elsewhere."""
-    record = store.cell(key)
-    if record is None:
-        raise RuntimeError(f"cell {key} wrote no record")
-    folder = store.cell_dir(key)
-    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())
-             if p.is_file() and p.name not in ("cell.json", "images.jsonl")}
-    return record, store.images(key), files
 
 
 class RayExecutor(Executor):
