@@ -139,3 +139,18 @@ def test_cli_executor_choices_come_from_the_registry(reg: Registry, tmp_path: Pa
     stray = _invoke(reg, tmp_path, "--datasets", "squares", "--methods", "decode", "--executor", "local",
                     "--slurm-partition", "gpu")
     assert stray.exit_code == 2 and "--slurm-partition applies to --executor slurm, not 'local'" in stray.output
+
+
+def test_cluster_executors_without_their_engine_name_the_extra(reg: Registry, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("ray", "submitit") else real(name, *a))
+    with pytest.raises(PluginError, match=r"the ray executor needs Ray: pip install 'segbench\[ray\]'"):
+        run_benchmark(reg, [("squares", {})], [("decode", {})], store=Store(tmp_path), executor="ray")
+    with pytest.raises(PluginError, match=r"the slurm executor needs submitit: pip install 'segbench\[slurm\]'"):
+        run_benchmark(reg, [("squares", {})], [("decode", {})], store=Store(tmp_path), executor="slurm",
+                      executor_options={"partition": "gpu"})
+    assert not any(tmp_path.iterdir())
