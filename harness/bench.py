@@ -103,6 +103,8 @@ def run_benchmark(
     metrics: Sequence[str] | None = None,
     executor: str = "local",
     executor_options: Mapping[str, Any] | None = None,
+    method_budgets: Mapping[int, str] | None = None,
+    suite: Mapping[str, Any] | None = None,
     jobs: int = 1,
     cell_timeout: float | None = None,
     force: bool = False,
@@ -110,7 +112,10 @@ def run_benchmark(
     run_id: str | None = None,
     on_event: Callable[[str, CellSpec, Mapping[str, Any] | None], None] | None = None,
 ) -> RunResult:
-    """Plan, skip what is finished, execute the rest, and record the run's manifest."""
+    """Plan, skip what is finished, execute the rest, and record the run's manifest.
+
+    ``method_budgets`` maps an index into ``methods`` to that method's own budget; ``suite``
+    (the suite file's name and text) is recorded in the manifest."""
     store = store or Store()
     if metrics:
         for name in metrics:
@@ -119,7 +124,11 @@ def run_benchmark(
     # a bad executor name or option fails before anything is planned or written
     runner = get_executor(executor, registry)(store.root, jobs=jobs, cell_timeout=cell_timeout, registry=registry,
                                               options=executor_options)
-    cells = plan(registry, datasets, methods, seeds, budget=budget, device=device, metrics=metrics)
+    budget_of = [(method_budgets or {}).get(i, budget) for i in range(len(methods))]
+    cells = []
+    for name in dict.fromkeys(budget_of):  # one plan per budget (a suite file may set it per method)
+        chosen = [m for m, b in zip(methods, budget_of, strict=True) if b == name]
+        cells += plan(registry, datasets, chosen, seeds, budget=name, device=device, metrics=metrics)
     run_id = run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     manifest: dict[str, Any] = {
         "status": "running",
@@ -131,6 +140,9 @@ def run_benchmark(
         "device": device,
         "executor": executor,
         "executor_options": dict(executor_options or {}),
+        **({"method_budgets": {m[0]: b for m, b in zip(methods, budget_of, strict=True) if b != budget}}
+           if method_budgets else {}),
+        **({"suite": dict(suite)} if suite else {}),
         **provenance(registry),
     }
     store.write_run(run_id, manifest)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -16,6 +17,7 @@ from harness.commands.leaderboard import show
 from harness.plugins import Registry, unknown_message
 from harness.runner import CellSpec
 from harness.store import Store
+from harness.suite import load_suite
 from harness.types import BUDGETS
 
 
@@ -50,23 +52,58 @@ from harness.types import BUDGETS
 @click.option("--store", "store_path", type=click.Path(path_type=Path), envvar="BENCH_RUNS", default="runs", show_default=True)
 @click.option("--run-id", default=None, help="Name of this run (default: timestamp).")
 @click.option("--quiet", is_flag=True, help="No progress bar or table.")
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Suite file (TOML): datasets, methods, seeds, metrics, budget, executor; flags given override it.")
 @click.pass_context
 def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics: str | None, budget: str, device: str,
             executor: str | None, executor_option: tuple[str, ...], jobs: int, cell_timeout: float | None, force: bool, store_path: Path,
-            run_id: str | None, quiet: bool, gpus: str | None, **backend_flags: Any) -> None:
+            run_id: str | None, quiet: bool, gpus: str | None, config: Path | None, **backend_flags: Any) -> None:
     """Fit, predict, score and profile every cell; finished cells are reused."""
     registry = registry_from(ctx)
+    suite = load_suite(config, list(registry.datasets), list(registry.methods)) if config else None
+    file = suite.settings if suite else {}
+
+    def from_file(param: str) -> bool:
+        """True when the suite file sets this and the flag was not given."""
+        given = ctx.get_parameter_source(param) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+        return not given and param in file
+
+    if from_file("budget"):
+        budget = file["budget"]
+    if from_file("device"):
+        device = str(file["device"])
+    if from_file("jobs"):
+        jobs = int(file["jobs"])
+    if from_file("cell_timeout"):
+        cell_timeout = float(file["cell_timeout"])
+    if from_file("executor"):
+        executor = str(file["executor"])
     executor, options = executor_choice(registry, executor, executor_option, backend_flags,
                                         default="process" if jobs > 1 or cell_timeout or gpus else "local")
+    if suite is not None and executor == file.get("executor", executor):
+        options = {**file.get("executor_options", {}), **options}  # flags win over the file
     if gpus is not None:
         options["gpus"] = gpus
-    ds = parse_specs(datasets, list(registry.datasets), "dataset")
-    ms = parse_specs(methods, list(registry.methods), "method")
-    try:
-        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{seeds!r}: seeds are comma-separated integers", param_hint="--seeds") from None
-    chosen = [m.strip() for m in metrics.split(",")] if metrics else None
+    method_budgets = None
+    if suite is not None and suite.datasets and ctx.get_parameter_source("datasets") == ParameterSource.DEFAULT:
+        ds = suite.datasets
+    else:
+        ds = parse_specs(datasets, list(registry.datasets), "dataset")
+    if suite is not None and suite.methods and ctx.get_parameter_source("methods") == ParameterSource.DEFAULT:
+        ms, method_budgets = suite.methods, suite.method_budgets
+    else:
+        ms = parse_specs(methods, list(registry.methods), "method")
+    if from_file("seeds"):
+        seed_list = list(file["seeds"])
+    else:
+        try:
+            seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        except ValueError:
+            raise click.BadParameter(f"{seeds!r}: seeds are comma-separated integers", param_hint="--seeds") from None
+    if from_file("metrics"):
+        chosen: list[str] | None = list(file["metrics"])
+    else:
+        chosen = [m.strip() for m in metrics.split(",")] if metrics else None
     store = Store(store_path)
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -91,7 +128,8 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
             progress.update(task, description="cells " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
         result = run_benchmark(registry, ds, ms, seed_list, budget=budget, device=device, metrics=chosen,
-                               executor=executor, executor_options=options, jobs=jobs, cell_timeout=cell_timeout, force=force,
+                               executor=executor, executor_options=options, jobs=jobs,
+                               method_budgets=method_budgets, suite=suite.record() if suite else None, cell_timeout=cell_timeout, force=force,
                                store=store, run_id=run_id, on_event=on_event)
     if not quiet:
         show(registry, store, store.run(result.run_id), chosen)
