@@ -14,6 +14,8 @@ overrides both with ``num_cpus`` / ``num_gpus``.  A task first reports that it h
 plugins, which starts the cell's time limit; past it the driver cancels the task (its worker
 process is killed) and records a timeout.  Ctrl-C cancels every task.  Dead workers are
 retried ``max_retries`` times (default 3) by Ray; an application error is a record, not a retry.
+A queued cell whose resources no live node offers (say a GPU on a CPU-only cluster, or after
+the only worker node died) becomes an error record naming the nodes, instead of waiting forever.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class RayExecutor(Executor):
         "max_retries": f"times a cell whose worker died is run again (default {DEFAULT_RETRIES})",
     }
     poll_s = 0.2
+    feasibility_s = 5.0  # how often queued cells are checked against the nodes that are alive
 
     def __init__(self, store_root: str | Path, **kwargs: Any) -> None:
         super().__init__(store_root, **kwargs)
@@ -102,6 +105,7 @@ class RayExecutor(Executor):
         store = Store(self.store_root)
         remote = ray.remote(num_returns="streaming")(_cell_task)
         retries = int(self.settings.get("max_retries", DEFAULT_RETRIES))
+        next_check = time.monotonic() + self.feasibility_s
         try:
             while self._pending and not self._cancelled:
                 cell = self._pending.pop(0)
@@ -132,6 +136,17 @@ class RayExecutor(Executor):
                     record, images, files = item[1]
                     store.write_cell(cell.key, record, images, files)
                     yield cell, record
+                if time.monotonic() >= next_check:  # a task no node can ever run would wait forever
+                    next_check = time.monotonic() + self.feasibility_s
+                    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+                    for task, (cell, began) in list(self._tasks.items()):
+                        need = self.resources(cell)
+                        if began is None and not any(_fits(need, node) for node in nodes):
+                            ray.cancel(task, force=True)
+                            del self._tasks[task]
+                            yield cell, error_record(cell, f"no node of the Ray cluster offers {_describe(need)} "
+                                                     f"(nodes: {'; '.join(_describe(n) for n in nodes) or 'none alive'})",
+                                                     store.root)
                 if self.cell_timeout:
                     now = time.monotonic()
                     for task, (cell, began) in list(self._tasks.items()):
@@ -158,3 +173,13 @@ class RayExecutor(Executor):
             with contextlib.suppress(Exception):  # a task that already ended cannot be cancelled
                 ray.cancel(task, force=True)
         self._tasks.clear()
+
+
+def _fits(need: Mapping[str, float], node: Mapping[str, float]) -> bool:
+    return need["num_cpus"] <= node.get("CPU", 0) and need["num_gpus"] <= node.get("GPU", 0)
+
+
+def _describe(resources: Mapping[str, float]) -> str:
+    cpus = resources.get("num_cpus", resources.get("CPU", 0))
+    gpus = resources.get("num_gpus", resources.get("GPU", 0))
+    return f"{cpus:g} CPU, {gpus:g} GPU"

@@ -156,3 +156,13 @@ def test_time_limit_and_interrupt_cancel_their_tasks(local_cluster: None, tmp_pa
                       executor="ray", on_event=interrupt)
     assert list(fresh.all_cell_keys()) == [quick.key]
     wait_until(lambda: not ray_titles(endless.key), "the cancelled task's worker to be killed", 30)
+
+
+def test_a_cell_no_node_can_run_is_an_error_not_a_wait(local_cluster: None, tmp_path: Path) -> None:
+    registry = build_registry(warn=False)
+    (cell,) = plan(registry, [SYNTH], [("otsu", {})], [0], metrics=["dice"])
+    executor = RayExecutor(tmp_path, registry=registry, options={"num_gpus": 1})
+    executor.feasibility_s = 0.5
+    executor.submit(cell)
+    ((_, record),) = list(executor.as_completed())
+    assert record["error"] == "no node of the Ray cluster offers 1 CPU, 1 GPU (nodes: 2 CPU, 0 GPU)"
