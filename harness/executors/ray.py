@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import tempfile
 import time
@@ -90,11 +91,11 @@ class RayExecutor(Executor):
             return False
         address = self.settings.get("address")
         if address:
-            ray.init(address=str(address), log_to_driver=False, logging_level="WARNING")
+            ray.init(address=str(address), log_to_driver=False, logging_level=logging.WARNING)
         else:
             # "local": a new Ray on this machine, never one that a 'ray start' left behind
             ray.init(address="local", num_cpus=self.jobs if self.jobs > 1 else None, include_dashboard=False,
-                     log_to_driver=False, logging_level="WARNING")
+                     log_to_driver=False, logging_level=logging.WARNING)
         return True
 
     def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
@@ -116,8 +117,9 @@ class RayExecutor(Executor):
                 ready, _ = ray.wait(list(self._tasks), num_returns=1, timeout=self.poll_s)
                 for task in ready:
                     cell, began = self._tasks[task]
+                    item: Any
                     try:
-                        item = ray.get(next(task))
+                        item = ray.get(next(task))  # type: ignore[arg-type]
                     except StopIteration:
                         item = ("lost",)
                     except RayError as exc:

@@ -79,7 +79,7 @@ class SlurmExecutor(Executor):
         if cluster == "slurm" and not self.settings.get("partition"):
             raise PluginError("executor 'slurm' needs a partition: pass --slurm-partition NAME")
         #: the submitted submitit jobs, one per cell, in submission order
-        self.jobs: list[Any] = []
+        self.submitted: list[Any] = []
 
     def _submitit_executor(self) -> Any:
         import submitit
@@ -110,10 +110,10 @@ class SlurmExecutor(Executor):
             return
         store = Store(self.store_root)
         submitted = time.time()
-        self.jobs = self._submitit_executor().map_array(
+        self.submitted = self._submitit_executor().map_array(
             SlurmCell(), [spec_to_dict(c) for c in cells], [str(self.store_root)] * len(cells),
             [self.cell_timeout] * len(cells))
-        waiting = dict(zip(range(len(cells)), self.jobs, strict=True))
+        waiting = dict(zip(range(len(cells)), self.submitted, strict=True))
         try:
             while waiting and not self._cancelled:
                 for i, job in list(waiting.items()):
@@ -140,7 +140,7 @@ class SlurmExecutor(Executor):
 
     def cancel(self) -> None:
         super().cancel()
-        for job in self.jobs:
+        for job in self.submitted:
             if not job.done():
                 job.cancel(check=False)
 

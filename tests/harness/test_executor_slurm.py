@@ -73,7 +73,7 @@ def test_task_signalled_mid_cell_is_requeued_and_stored_once(tmp_path: Path) -> 
     def preempt_once_started() -> None:
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
-            jobs = list(executor.jobs)
+            jobs = list(executor.submitted)
             if jobs and Path(jobs[0].paths.stdout).is_file() and STARTED in Path(jobs[0].paths.stdout).read_text():
                 time.sleep(0.3)  # evaluating images now
                 # what SLURM does before preempting: signal the task (submitit's controller
@@ -89,7 +89,7 @@ def test_task_signalled_mid_cell_is_requeued_and_stored_once(tmp_path: Path) -> 
     results = list(executor.as_completed())
     thread.join(timeout=5)
     assert preempted, "the task was never seen starting the cell"
-    log = Path(executor.jobs[0].paths.stdout).read_text()
+    log = Path(executor.submitted[0].paths.stdout).read_text()
     assert log.count(STARTED) == 2 and "Requeued job" in log  # run, signalled, requeued, run again
     assert [(c.key, r["status"]) for c, r in results] == [(cell.key, "done")]
     assert list(store.all_cell_keys()) == [cell.key] and len(store.images(cell.key)) == 20
