@@ -135,6 +135,7 @@ def test_worker_killed_mid_cell_is_retried_and_stored_once(local_cluster: None, 
     assert_same_as_local(registry, tmp_path, store, [LONG], [("otsu", {})], [0])
 
 
+@pytest.mark.slow
 def test_time_limit_and_interrupt_cancel_their_tasks(local_cluster: None, tmp_path: Path) -> None:
     registry = build_registry(warn=False)
     store = Store(tmp_path / "ray")
