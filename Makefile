@@ -15,10 +15,11 @@ $(VENV)/.core: $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) -e .
 	touch $@
 
-# Everything the test suite needs: deep-learning extras, test tools, reference packages,
-# and the example third-party plugin (so the suite exercises the entry-point path).
+# Everything the test suite needs: deep-learning extras, test tools, reference packages, the
+# cluster executors' engines (Ray, submitit), and the example third-party plugin (so the
+# suite exercises the entry-point path).
 $(VENV)/.dev: $(BIN)/python pyproject.toml constraints.txt examples/plugin-template/pyproject.toml
-	$(PIP) -e '.[dev,deep,reference,reference-torch,efficientnet-lite0]' -e examples/plugin-template
+	$(PIP) -e '.[dev,deep,reference,reference-torch,efficientnet-lite0,ray,slurm]' -e examples/plugin-template
 	touch $@ $(VENV)/.core
 
 run: $(VENV)/.core

@@ -103,6 +103,9 @@ def run_benchmark(
     device: str = "auto",
     metrics: Sequence[str] | None = None,
     executor: str = "local",
+    executor_options: Mapping[str, Any] | None = None,
+    method_budgets: Mapping[int, str] | None = None,
+    suite: Mapping[str, Any] | None = None,
     jobs: int = 1,
     cell_timeout: float | None = None,
     force: bool = False,
@@ -110,13 +113,23 @@ def run_benchmark(
     run_id: str | None = None,
     on_event: Callable[[str, CellSpec, Mapping[str, Any] | None], None] | None = None,
 ) -> RunResult:
-    """Plan, skip what is finished, execute the rest, and record the run's manifest."""
+    """Plan, skip what is finished, execute the rest, and record the run's manifest.
+
+    ``method_budgets`` maps an index into ``methods`` to that method's own budget; ``suite``
+    (the suite file's name and text) is recorded in the manifest."""
     store = store or Store()
     if metrics:
         for name in metrics:
             registry.get("metric", name)  # unknown names fail early with a suggestion
     device = resolve_device(device, registry, methods)
-    cells = plan(registry, datasets, methods, seeds, budget=budget, device=device, metrics=metrics)
+    # a bad executor name or option fails before anything is planned or written
+    runner = get_executor(executor, registry)(store.root, jobs=jobs, cell_timeout=cell_timeout, registry=registry,
+                                              options=executor_options)
+    budget_of = [(method_budgets or {}).get(i, budget) for i in range(len(methods))]
+    cells = []
+    for name in dict.fromkeys(budget_of):  # one plan per budget (a suite file may set it per method)
+        chosen = [m for m, b in zip(methods, budget_of, strict=True) if b == name]
+        cells += plan(registry, datasets, chosen, seeds, budget=name, device=device, metrics=metrics)
     run_id = run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     manifest: dict[str, Any] = {
         "status": "running",
@@ -127,12 +140,15 @@ def run_benchmark(
         "budget": BUDGETS[budget].as_dict(),
         "device": device,
         "executor": executor,
+        "executor_options": dict(executor_options or {}),
+        **({"method_budgets": {m[0]: b for m, b in zip(methods, budget_of, strict=True) if b != budget}}
+           if method_budgets else {}),
+        **({"suite": dict(suite)} if suite else {}),
         **provenance(registry),
     }
     store.write_run(run_id, manifest)
     store.clean_partial()
     result = RunResult(run_id=run_id, cells=cells)
-    runner = get_executor(executor)(store.root, jobs=jobs, cell_timeout=cell_timeout, registry=registry)
     hook = registry.pm.hook if registry.pm is not None else None
     for cell in cells:
         if not force and store.is_finished(cell.key):
@@ -146,12 +162,16 @@ def run_benchmark(
             hook.bench_cell_started(cell=cell.describe())
         if on_event:
             on_event("submitted", cell, None)
-    for cell, record in runner.as_completed():
-        result.records[cell.key] = record
-        if hook is not None:
-            hook.bench_cell_finished(cell=cell.describe(), record=record)
-        if on_event:
-            on_event("finished", cell, record)
+    try:
+        for cell, record in runner.as_completed():
+            result.records[cell.key] = record
+            if hook is not None:
+                hook.bench_cell_finished(cell=cell.describe(), record=record)
+            if on_event:
+                on_event("finished", cell, record)
+    except BaseException:
+        runner.cancel()  # Ctrl-C or a failing hook: stop the cells still queued or running
+        raise
     manifest.update(status="finished", counts=result.counts(), reused=result.reused)
     store.write_run(run_id, manifest)
     if hook is not None:

@@ -15,6 +15,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from harness.executors.base import Executor
     from harness.types import Dataset, Method, MetricSpec
 
 PROJECT = "segbench"
@@ -55,6 +56,19 @@ def bench_register_metrics(register: Callable[[MetricSpec], None]) -> None:
         @hookimpl
         def bench_register_metrics(register):
             register(MetricSpec(name="my_dice", higher_is_better=True, statistics=my_stats))
+    """
+
+
+@hookspec
+def bench_register_executors(register: Callable[[type[Executor]], None]) -> None:
+    """Register executor classes (where cells run).  Called once when the registry is built.
+
+    Call ``register`` with each :class:`harness.executors.Executor` subclass; its ``name`` is
+    what ``bench run --executor`` accepts::
+
+        @hookimpl
+        def bench_register_executors(register):
+            register(MyClusterExecutor)
     """
 
 

@@ -24,8 +24,8 @@ from harness.types import Dataset, Method, MetricSpec, PluginError
 
 ENTRY_POINT_GROUP = "segbench"
 OWN_DISTRIBUTION = "segbench"
-Kind = Literal["dataset", "method", "metric"]
-KINDS: tuple[Kind, ...] = ("dataset", "method", "metric")
+Kind = Literal["dataset", "method", "metric", "executor"]
+KINDS: tuple[Kind, ...] = ("dataset", "method", "metric", "executor")
 _NAME = re.compile(r"^[a-z][a-z0-9_\-]*$")
 
 
@@ -83,11 +83,13 @@ class Registry:
     datasets: dict[str, Entry] = field(default_factory=dict)
     methods: dict[str, Entry] = field(default_factory=dict)
     metrics: dict[str, Entry] = field(default_factory=dict)
+    executors: dict[str, Entry] = field(default_factory=dict)
     failures: list[LoadFailure] = field(default_factory=list)
     pm: pluggy.PluginManager | None = None
 
     def table(self, kind: Kind) -> dict[str, Entry]:
-        return {"dataset": self.datasets, "method": self.methods, "metric": self.metrics}[kind]
+        return {"dataset": self.datasets, "method": self.methods, "metric": self.metrics,
+                "executor": self.executors}[kind]
 
     def add(self, kind: Kind, obj: Any, source: Source) -> None:
         name = getattr(obj, "name", None)
@@ -146,6 +148,12 @@ def unknown_message(kind: str, name: str, known: Iterable[str]) -> str:
 
 
 def _validate(kind: Kind, obj: Any, label: str) -> None:
+    if kind == "executor":
+        from harness.executors.base import Executor  # the executors import this module
+
+        if not (isinstance(obj, type) and issubclass(obj, Executor)):
+            raise PluginError(f"{label}: expected a subclass of harness.executors.Executor, got {obj!r}")
+        return
     expected = {"dataset": Dataset, "method": Method}.get(kind)
     if expected is not None:
         if not (isinstance(obj, type) and issubclass(obj, expected)):

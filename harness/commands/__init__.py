@@ -1,4 +1,5 @@
-"""The built-in ``bench`` subcommands, registered through the same hook third parties use."""
+"""The built-in ``bench`` subcommands and executors, registered through the same hooks third
+parties use (this module is the harness's own ``segbench`` entry point)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import importlib
 import click
 
 from harness.commands.profile import bench_profile_columns  # noqa: F401 - the built-in profile columns
+from harness.executors import bench_register_executors  # noqa: F401 - the built-in executors
 from harness.hookspecs import hookimpl
 
 MODULES = ("inspect", "run", "leaderboard", "check", "data", "report", "profile")

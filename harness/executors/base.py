@@ -1,21 +1,43 @@
-"""The executor interface."""
+"""The executor contract: where and how cells run.
+
+An executor is a class registered through the ``bench_register_executors`` hook.  The driver
+(``run_benchmark``) makes one per run and speaks to it in three calls:
+
+- ``submit(cell)``: queue a :class:`~harness.runner.CellSpec` (plain, picklable data);
+- ``as_completed()``: start what was submitted and yield ``(cell, record)`` as each cell
+  ends, in completion order, exactly once per submitted cell; by the time a pair is yielded
+  the record is stored (``Store(store_root).cell(cell.key)`` returns it);
+- ``cancel()``: stop everything still queued or running (idempotent; also called when the
+  driver is interrupted).  Cancelled cells leave no record, so the next run computes them.
+
+A cell that fails, is killed or runs past ``cell_timeout`` still yields a record (status
+``error``, written with :func:`error_record` when the cell could not write its own).
+Executor-specific settings arrive as ``options``, a mapping whose keys the class declares in
+``options`` (name → help); unknown keys are an error naming the executor.
+"""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from harness.plugins import Registry
 from harness.runner import CellSpec, _now
 from harness.store import Store
+from harness.types import PluginError
 
 
 class Executor(abc.ABC):
-    """Submit cells, then iterate their records as they complete."""
+    """Submit cells, then iterate their records as they complete; ``cancel`` stops the rest."""
 
-    name = ""
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = ""
+    #: option name → one-line help; ``bench run`` passes ``--executor-option NAME=VALUE``
+    #: (and the dedicated flags of the built-in backends) through as ``options``.
+    options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -24,12 +46,21 @@ class Executor(abc.ABC):
         jobs: int = 1,
         cell_timeout: float | None = None,
         registry: Registry | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
         self.store_root = Path(store_root)
         self.jobs = max(1, int(jobs))
         self.cell_timeout = cell_timeout
         self.registry = registry
+        self.settings: dict[str, Any] = dict(options or {})
+        unknown = sorted(set(self.settings) - set(self.options))
+        if unknown:
+            raise PluginError(
+                f"executor {self.name!r} has no option {', '.join(map(repr, unknown))}; "
+                f"its options: {', '.join(sorted(self.options)) or '(none)'}"
+            )
         self._pending: list[CellSpec] = []
+        self._cancelled = False
 
     def submit(self, cell: CellSpec) -> None:
         self._pending.append(cell)
@@ -37,6 +68,11 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
         """Run what was submitted; yield (cell, stored record) as each one finishes."""
+
+    def cancel(self) -> None:
+        """Drop queued cells and stop running ones (subclasses stop their workers too)."""
+        self._cancelled = True
+        self._pending.clear()
 
 
 def error_record(cell: CellSpec, message: str, store_root: str | Path) -> dict[str, Any]:
@@ -54,3 +90,14 @@ def error_record(cell: CellSpec, message: str, store_root: str | Path) -> dict[s
     }
     Store(store_root).write_cell(cell.key, record, [])
     return record
+
+
+def cell_payload(store: Store, key: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, bytes]]:
+    """A stored cell as (record, image rows, other files) for ``Store.write_cell`` elsewhere."""
+    record = store.cell(key)
+    if record is None:
+        raise RuntimeError(f"cell {key} wrote no record")
+    folder = store.cell_dir(key)
+    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())
+             if p.is_file() and p.name not in ("cell.json", "images.jsonl")}
+    return record, store.images(key), files

@@ -38,10 +38,11 @@ def time_limit(seconds: float | None) -> Iterator[None]:
 
 class LocalExecutor(Executor):
     name = "local"
+    description = "one cell after another in this process (time limit: a signal, soft)"
     on_image: Callable[[str, str], None] | None = None
 
     def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
-        while self._pending:
+        while self._pending and not self._cancelled:
             cell = self._pending.pop(0)
             with time_limit(self.cell_timeout):
                 record = execute_cell(cell, self.store_root, self.registry, self.on_image)

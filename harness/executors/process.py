@@ -4,17 +4,25 @@ A process per cell frees all of a cell's memory when it ends, and lets the drive
 that exceeds its time limit or dies (e.g. killed for memory) without losing the run.  Workers
 build their own plugin registry from the installed entry points (the same environment
 variables apply), so plugins registered only in memory need the ``local`` executor.
+
+With ``gpus`` (``--gpus 0,1``) each GPU cell's process sees one GPU through
+``CUDA_VISIBLE_DEVICES`` (the least busy, ties in turn; CPU cells see none), and the stored
+record says which (``cuda_visible_devices``) and whether another cell used that GPU while it ran
+(``gpu_shared``): with no more jobs than GPUs that never happens.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 import time
-from collections.abc import Iterator
-from typing import Any
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, ClassVar
 
-from harness.executors.base import Executor, error_record
+from harness.executors.base import Executor, cell_payload, error_record
 from harness.runner import CellSpec, execute_cell, spec_from_dict, spec_to_dict
 from harness.store import Store
 
@@ -29,21 +37,61 @@ STARTUP_LIMIT_S = 600  # a worker that cannot even load its plugins in this time
 
 class ProcessExecutor(Executor):
     name = "process"
+    description = "each cell in its own spawned process, --jobs at once (hard time limit)"
+    options: ClassVar[Mapping[str, str]] = {
+        "gpus": "GPU ids, e.g. 0,1: each GPU cell's process sees one (CUDA_VISIBLE_DEVICES), least busy first",
+    }
     poll_s = 0.05
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gpus = gpu_list(self.settings.get("gpus"))
+        self._gpu_of: dict[str, str] = {}
+        self._shared: set[str] = set()
+        self._turn = 0
+
+    def _place(self, cell: CellSpec, running: Mapping[str, Any]) -> str | None:
+        """The GPU for a cell: the one with fewest running cells (ties in turn); None off GPU."""
+        if not self.gpus or not cell.device.startswith("cuda"):
+            return None
+        load = {g: [k for k in running if self._gpu_of.get(k) == g] for g in self.gpus}
+        order = self.gpus[self._turn % len(self.gpus):] + self.gpus[:self._turn % len(self.gpus)]
+        gpu = min(order, key=lambda g: len(load[g]))
+        self._turn += 1
+        if load[gpu]:  # timings of cells that share a GPU are not comparable: say so in both records
+            self._shared.update([*load[gpu], cell.key])
+        self._gpu_of[cell.key] = gpu
+        return gpu
+
+    def _annotate(self, store: Store, key: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Add the pinned GPU (and whether another cell ran on it meanwhile) to a stored cell."""
+        gpu = self._gpu_of.get(key)
+        if gpu is None:
+            return record
+        stored, images, files = cell_payload(store, key)
+        stored.update(cuda_visible_devices=gpu, gpu_shared=key in self._shared)
+        store.write_cell(key, stored, images, files)
+        return stored
 
     def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
         ctx = mp.get_context("spawn")
         store = Store(self.store_root)
+        if self.gpus and self.jobs > len(self.gpus) and any(c.device.startswith("cuda") for c in self._pending):
+            warnings.warn(f"--jobs {self.jobs} over {len(self.gpus)} GPU(s): GPU cells will share a GPU; their "
+                          "records say gpu_shared=true and their timings are not comparable", stacklevel=2)
         running: dict[str, tuple[CellSpec, Any, Any, float]] = {}
+        self._running = running
         began: dict[str, float] = {}
         try:
-            while self._pending or running:
+            while (self._pending or running) and not self._cancelled:
                 while self._pending and len(running) < self.jobs:
                     cell = self._pending.pop(0)
                     started = ctx.Event()
                     proc = ctx.Process(target=_child, args=(spec_to_dict(cell), str(self.store_root), started),
                                        name=f"bench-cell-{cell.key}", daemon=True)
-                    proc.start()
+                    gpu = self._place(cell, running)
+                    with _environment(None if not self.gpus else {"CUDA_VISIBLE_DEVICES": gpu or ""}):
+                        proc.start()  # a spawned child inherits the environment as it is now
                     running[cell.key] = (cell, proc, started, time.time())
                 for key, (cell, proc, started, wall) in list(running.items()):
                     if key not in began and started.is_set():
@@ -53,25 +101,65 @@ class ProcessExecutor(Executor):
                             proc.kill()
                             proc.join()
                             del running[key]
-                            yield cell, error_record(cell, f"worker did not start the cell within {STARTUP_LIMIT_S} s", self.store_root)
+                            error_record(cell, f"worker did not start the cell within {STARTUP_LIMIT_S} s", store.root)
+                            yield cell, self._annotate(store, key, store.cell(key) or {})
                             continue
                         if self.cell_timeout and key in began and time.monotonic() - began[key] > self.cell_timeout:
                             proc.kill()
                             proc.join()
                             del running[key]
-                            yield cell, error_record(cell, f"timeout: cell exceeded {self.cell_timeout:g} s", self.store_root)
+                            error_record(cell, f"timeout: cell exceeded {self.cell_timeout:g} s", store.root)
+                            yield cell, self._annotate(store, key, store.cell(key) or {})
                         continue
                     proc.join()
                     del running[key]
                     record = store.cell(key) if _written_since(store, key, wall) else None
                     if record is None:
-                        yield cell, error_record(cell, _death_message(proc.exitcode), self.store_root)
-                    else:
-                        yield cell, record
+                        error_record(cell, _death_message(proc.exitcode), store.root)
+                    yield cell, self._annotate(store, key, store.cell(key) or {})
                 time.sleep(self.poll_s)
         finally:
-            for _, proc, _, _ in running.values():
-                proc.kill()
+            self._kill(running)
+
+    def cancel(self) -> None:
+        super().cancel()
+        self._kill(getattr(self, "_running", {}))
+
+    @staticmethod
+    def _kill(running: dict[str, tuple[CellSpec, Any, Any, float]]) -> None:
+        for _, proc, _, _ in list(running.values()):
+            proc.kill()
+        for _, proc, _, _ in list(running.values()):
+            proc.join(timeout=5)
+        running.clear()
+
+
+def gpu_list(value: Any) -> list[str]:
+    """``"0,1"``, ``(0, 1)`` or ``0`` → ``["0", "1"]`` / ``["0"]``; None → no pinning."""
+    if value is None or value == "":
+        return []
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+    out = [str(v).strip() for v in items if str(v).strip()]
+    if len(set(out)) != len(out):
+        raise ValueError(f"--gpus {value!r} names a GPU twice")
+    return out
+
+
+@contextmanager
+def _environment(changes: Mapping[str, str] | None) -> Iterator[None]:
+    if not changes:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _death_message(exitcode: int | None) -> str:
