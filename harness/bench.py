@@ -115,7 +115,8 @@ def run_benchmark(
         for name in metrics:
             registry.get("metric", name)  # unknown names fail early with a suggestion
     device = resolve_device(device, registry, methods)
-    cells = plan(registry, datasets, methods, seeds, budget=budget, device=device, metrics=metrics)
+    cells = plan(registry, datasets, methods, seeds, budget=budget, device=device, metrics=metrics,
+                 store=store)
     run_id = run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     manifest: dict[str, Any] = {
         "status": "running",
