@@ -6,7 +6,9 @@ Layout under the store root (``./runs`` by default, ``$BENCH_RUNS`` or ``--store
     cells/<key>/images.jsonl   one row per evaluated image: metric values and statistics
     cells/<key>/model.safetensors   the fitted state of a method that learns
     work/<key>/                scratch space of a cell while it runs (checkpoints)
-    cells/.tmp-*               cells being written (ignored; removed on the next run)
+    cells/.tmp-*               cells being written, named with the writer's pid (ignored;
+                               removed once the writer is dead or after TEMP_MAX_AGE_S)
+    cells/.locks/<key>.lock    per-cell lock files (``flock``) serialising writers of one cell
     <run_id>/run.json          what a ``bench run`` asked for, its provenance and cell keys
     LATEST                     the id of the most recent run
     cache/file-hashes.json     content hashes of dataset files, by (path, size, mtime_ns)
@@ -20,11 +22,15 @@ share records: merging stores is copying ``cells/`` directories.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
@@ -33,6 +39,8 @@ from typing import Any
 
 SCHEMA_VERSION = 2
 FINISHED = ("done", "skipped")
+TEMP_MAX_AGE_S = 3600.0  # a temporary cell folder older than this is a leftover, whoever wrote it
+_TEMP_NAME = re.compile(r"^\.tmp-(?:old-)?.+-(\d+)-[0-9a-f]{8}$")
 _REPORTED: set[str] = set()  # damage already warned about (once per file and problem)
 
 
@@ -118,6 +126,19 @@ class FileHashCache:
         if self.path is not None and self._dirty:
             write_text_atomic(self.path, json.dumps(self._entries, sort_keys=True))
             self._dirty = False
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except (OverflowError, ValueError):
+        return False
+    return True
 
 
 def _check_rows(record: Mapping[str, Any], raw: bytes) -> str:
@@ -217,10 +238,38 @@ class Store:
         record: Mapping[str, Any],
         images: Iterable[Mapping[str, Any]],
         files: Mapping[str, bytes] | None = None,
+        *,
+        replace_finished: bool = True,
     ) -> Path:
         """Atomically store one cell (record, image rows, extra files such as the fitted
-        model): assemble in a temporary directory, then rename."""
+        model): assemble in a temporary directory, then rename, holding the cell's lock so
+        concurrent writers of one key take turns.  With ``replace_finished=False`` a cell that
+        another writer finished meanwhile is kept (and counts as success)."""
         self.cells_dir.mkdir(parents=True, exist_ok=True)
+        with self.lock(key):
+            if not replace_finished and self.is_finished(key):
+                return self.cell_dir(key)
+            return self._write_cell_locked(key, record, images, files)
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """An exclusive advisory lock (``fcntl.flock``) on one cell key, across processes."""
+        locks = self.cells_dir / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{key}.lock", "a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _write_cell_locked(
+        self,
+        key: str,
+        record: Mapping[str, Any],
+        images: Iterable[Mapping[str, Any]],
+        files: Mapping[str, bytes] | None,
+    ) -> Path:
         tmp = self.cells_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
@@ -238,7 +287,7 @@ class Store:
                                                   "images": integrity})
             final = self.cell_dir(key)
             if final.exists():  # replacing (--force or a retried error): move the old one aside
-                trash = self.cells_dir / f".tmp-old-{key}-{uuid.uuid4().hex[:8]}"
+                trash = self.cells_dir / f".tmp-old-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
                 os.rename(final, trash)
                 shutil.rmtree(trash, ignore_errors=True)
             os.rename(tmp, final)
@@ -247,14 +296,27 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def clean_partial(self) -> int:
-        """Remove leftovers of cells whose writing was interrupted; returns how many."""
+    def clean_partial(self, max_age_s: float = TEMP_MAX_AGE_S) -> int:
+        """Remove leftovers of cells whose writing was interrupted: temporary folders whose
+        writer process is dead, or older than ``max_age_s``; a live writer's folder is left
+        alone.  Returns how many were removed."""
         if not self.cells_dir.is_dir():
             return 0
-        leftovers = [p for p in self.cells_dir.iterdir() if p.name.startswith(".tmp-")]
-        for path in leftovers:
+        now = time.time()
+        removed = 0
+        for path in self.cells_dir.iterdir():
+            if not path.name.startswith(".tmp-"):
+                continue
+            match = _TEMP_NAME.match(path.name)
+            try:
+                age = now - path.stat().st_mtime
+            except OSError:
+                continue  # renamed into place or removed meanwhile
+            if match and _alive(int(match.group(1))) and age < max_age_s:
+                continue
             shutil.rmtree(path, ignore_errors=True)
-        return len(leftovers)
+            removed += 1
+        return removed
 
     def all_cell_keys(self) -> Iterator[str]:
         if self.cells_dir.is_dir():
