@@ -52,7 +52,7 @@ def _report(path: Path, problem: str) -> None:
     message = f"damaged cell record {path}: {problem}; treating the cell as absent (it will be recomputed)"
     if message not in _REPORTED:
         _REPORTED.add(message)
-        warnings.warn(message, DamagedCellWarning, stacklevel=3)
+        warnings.warn(message, DamagedCellWarning, stacklevel=4)
 
 
 def default_root() -> Path:
@@ -206,31 +206,51 @@ class Store:
         return [] if loaded is None else loaded[1]
 
     def _load(self, key: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """Read and check a cell.  A cell that looks absent or damaged while a writer may be
+        replacing it is read again once that writer is done (a shared lock on the cell's lock
+        file), so a replace is never seen as a missing or damaged cell."""
+        loaded, problem = self._read(key)
+        if loaded is None:
+            lock = self.cells_dir / ".locks" / f"{key}.lock"
+            try:
+                with open(lock) as fh:  # no lock file: nobody ever wrote this cell here
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+                    try:
+                        loaded, problem = self._read(key)
+                    finally:
+                        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            except OSError:
+                pass
+        if problem is not None:
+            _report(*problem)
+        return loaded
+
+    def _read(
+        self, key: str
+    ) -> tuple[tuple[dict[str, Any], list[dict[str, Any]]] | None, tuple[Path, str] | None]:
+        """The cell's (record, rows), or ``None`` and what is wrong (``None``: absent)."""
         folder = self.cell_dir(key)
         path = folder / "cell.json"
         if not path.is_file():
-            return None
+            return None, None
         try:
             record = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None, None
         except (OSError, UnicodeDecodeError, ValueError) as exc:
-            _report(path, f"unreadable JSON ({exc})")
-            return None
+            return None, (path, f"unreadable JSON ({exc})")
         if (not isinstance(record, dict) or not isinstance(record.get("status"), str)
                 or not isinstance(record.get("schema", 1), int)):
-            _report(path, "not a cell record (an object with a text 'status' and a numeric 'schema')")
-            return None
+            return None, (path, "not a cell record (an object with a text 'status' and a numeric 'schema')")
         rows_path = folder / "images.jsonl"
         try:
             raw = rows_path.read_bytes() if rows_path.is_file() else b""
         except OSError as exc:
-            _report(rows_path, f"unreadable ({exc})")
-            return None
+            return None, (rows_path, f"unreadable ({exc})")
         problem = _check_rows(record, raw)
         if problem:
-            _report(rows_path, problem)
-            return None
-        rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
-        return record, rows
+            return None, (rows_path, problem)
+        return (record, [json.loads(line) for line in raw.splitlines() if line.strip()]), None
 
     def write_cell(
         self,

@@ -72,3 +72,33 @@ def test_cleaner_leaves_a_live_writers_folder_alone(tmp_path: Path) -> None:
     os.utime(stale, (old, old))
     assert store.clean_partial(max_age_s=3600) == 3
     assert live.is_dir() and not gone.exists() and not stale.exists() and not unnamed.exists()
+
+
+def test_readers_never_see_a_cell_missing_during_a_replace(tmp_path: Path) -> None:
+    import threading
+    import warnings
+
+    store = Store(tmp_path)
+    store.write_cell("k1", {"status": "done"}, ROWS)
+    stop = threading.Event()
+
+    def replace() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            store.write_cell("k1", {"status": "done", "n": n}, ROWS)
+
+    writer = threading.Thread(target=replace)
+    writer.start()
+    missing = 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a replace must not look like damage either
+            for _ in range(300):
+                reader = Store(tmp_path)
+                if reader.cell("k1") is None or reader.images("k1") != ROWS:
+                    missing += 1
+    finally:
+        stop.set()
+        writer.join(timeout=30)
+    assert missing == 0
