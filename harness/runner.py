@@ -110,7 +110,7 @@ def dataset_files(dataset: Any) -> tuple[Path, list[Path]] | None:
     if directory is None or not Path(directory).is_dir():
         return None
     base = Path(directory)
-    files = []
+    files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(base):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
