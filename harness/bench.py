@@ -129,7 +129,8 @@ def run_benchmark(
     cells = []
     for name in dict.fromkeys(budget_of):  # one plan per budget (a suite file may set it per method)
         chosen = [m for m, b in zip(methods, budget_of, strict=True) if b == name]
-        cells += plan(registry, datasets, chosen, seeds, budget=name, device=device, metrics=metrics)
+        cells += plan(registry, datasets, chosen, seeds, budget=name, device=device, metrics=metrics,
+                      store=store)
     run_id = run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     manifest: dict[str, Any] = {
         "status": "running",

@@ -12,7 +12,9 @@ import datetime as dt
 import hashlib
 import json
 import math
+import os
 import random
+import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,7 +26,7 @@ import numpy as np
 import harness
 from harness.plugins import Registry, build_registry
 from harness.profiler import PeakMemory, Stopwatch, latency_summary
-from harness.store import Store
+from harness.store import FileHashCache, Store
 from harness.types import BUDGETS, ImagePair, MetricSpec, Prediction, RunContext, Sample, with_implied
 
 
@@ -47,6 +49,7 @@ class CellSpec:
     eval_splits: tuple[str, ...]
     key: str = ""
     label: str = ""
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,68 @@ def cell_key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(parts).encode()).hexdigest()[:24]
 
 
+def method_source(cls: type) -> dict[str, Any]:
+    """A sha256 over the source files of a method class: its module and, when the module
+    lives in a package other than the top-level ``plugins`` namespace, the package's
+    ``__init__``.  Editing the code changes the hash without a ``version`` bump."""
+    module = sys.modules.get(cls.__module__)
+    paths: list[Path] = []
+    if module is not None and getattr(module, "__file__", None):
+        paths.append(Path(module.__file__))  # type: ignore[arg-type]
+        package = (module.__package__ or "").strip()
+        if package and package != "plugins" and package != cls.__module__:
+            init = sys.modules.get(package)
+            if init is not None and getattr(init, "__file__", None):
+                paths.append(Path(init.__file__))  # type: ignore[arg-type]
+    digest = hashlib.sha256()
+    names = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        names.append(path.name)
+        digest.update(path.name.encode() + b"\0" + hashlib.sha256(data).digest())
+    if not names:
+        return {"sha256": None, "note": f"source of {cls.__module__}.{cls.__qualname__} not found"}
+    return {"sha256": digest.hexdigest(), "files": names}
+
+
+def dataset_files(dataset: Any) -> tuple[Path, list[Path]] | None:
+    """The folder and the (non-hidden) files a dataset reads, or ``None`` when it cannot say.
+
+    A dataset may define ``content_files()`` returning ``(base, paths)``; a file dataset
+    (one with a ``directory``) reads every file below its folder."""
+    listing = getattr(dataset, "content_files", None)
+    if callable(listing):
+        base, paths = listing()
+        return Path(base), sorted(Path(p) for p in paths)
+    directory = getattr(dataset, "directory", None)
+    if directory is None or not Path(directory).is_dir():
+        return None
+    base = Path(directory)
+    files: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
+    return base, sorted(files)
+
+
+def dataset_content(dataset: Any, cache: FileHashCache) -> dict[str, Any]:
+    """A sha256 over (relative path, content sha256) of the files the dataset reads: the
+    same data in another folder gives the same value, one changed byte a different one."""
+    listed = dataset_files(dataset)
+    if listed is None:
+        return {"sha256": None,
+                "note": "dataset lists no files; keyed by name, version, parameters and sample ids"}
+    base, paths = listed
+    digest = hashlib.sha256()
+    for path in paths:
+        rel = path.relative_to(base).as_posix()
+        digest.update(rel.encode() + b"\0" + cache.sha256(path).encode() + b"\n")
+    return {"sha256": digest.hexdigest(), "n_files": len(paths)}
+
+
 def entry_label(method: str, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> str:
     """``name`` or ``name(k=v, …)`` listing the parameters that differ from the defaults."""
     changed = {k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
@@ -84,16 +149,22 @@ def plan(
     budget: str = "quick",
     device: str = "cpu",
     metrics: Sequence[str] | None = None,
+    store: Store | None = None,
 ) -> list[CellSpec]:
-    """The cross product of datasets × methods × seeds, each cell with its key."""
+    """The cross product of datasets × methods × seeds, each cell with its key.
+
+    File content hashes are cached in ``store`` (none given: hashed afresh)."""
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
+    cache = store.file_hashes() if store is not None else FileHashCache(None)
     cells = []
     for ds_name, ds_params in datasets:
         dataset = registry.dataset(ds_name, **ds_params)
-        fingerprint = dataset.fingerprint()
+        content = dataset_content(dataset, cache)
+        fingerprint = {**dataset.fingerprint(), "content": content["sha256"]}
         for m_name, m_params in methods:
             method = registry.method(m_name, **m_params)
+            source = method_source(type(method))
             params = method.get_params()
             chosen = applicable_metrics(registry, dataset.provides, method.outputs, metrics)
             learns = bool(method.learns)
@@ -101,7 +172,8 @@ def plan(
                 parts = {
                     "harness": harness.__version__,
                     "dataset": fingerprint,
-                    "method": {"name": m_name, "version": method.version, "params": params},
+                    "method": {"name": m_name, "version": method.version, "params": params,
+                               "source": source["sha256"]},
                     "seed": seed,
                     "budget": BUDGETS[budget].as_dict() if learns else None,
                     "device": device if method.uses_gpu else "cpu",
@@ -120,8 +192,10 @@ def plan(
                         eval_splits=tuple(dataset.eval_splits),
                         key=cell_key(parts),
                         label=entry_label(m_name, params, type(method).param_defaults()),
+                        provenance={"method_source": source, "dataset_content": content},
                     )
                 )
+    cache.save()
     return cells
 
 
@@ -232,6 +306,7 @@ def execute_cell(
         "eval_splits": list(spec.eval_splits),
         "started": _now(),
         "harness_version": harness.__version__,
+        **dict(spec.provenance),
     }
     rows: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}

@@ -6,9 +6,12 @@ Layout under the store root (``./runs`` by default, ``$BENCH_RUNS`` or ``--store
     cells/<key>/images.jsonl   one row per evaluated image: metric values and statistics
     cells/<key>/model.safetensors   the fitted state of a method that learns
     work/<key>/                scratch space of a cell while it runs (checkpoints)
-    cells/.tmp-*               cells being written (ignored; removed on the next run)
+    cells/.tmp-*               cells being written, named with the writer's pid (ignored;
+                               removed once the writer is dead or after TEMP_MAX_AGE_S)
+    cells/.locks/<key>.lock    per-cell lock files (``flock``) serialising writers of one cell
     <run_id>/run.json          what a ``bench run`` asked for, its provenance and cell keys
     LATEST                     the id of the most recent run
+    cache/file-hashes.json     content hashes of dataset files, by (path, size, mtime_ns)
 
 A cell directory is assembled under a temporary name and renamed into place in one step, so a
 cell is either completely present or absent: a run killed at any moment (even SIGKILL) leaves no
@@ -19,17 +22,37 @@ share records: merging stores is copying ``cells/`` directories.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import time
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FINISHED = ("done", "skipped")
+TEMP_MAX_AGE_S = 3600.0  # a temporary cell folder older than this is a leftover, whoever wrote it
+_TEMP_NAME = re.compile(r"^\.tmp-(?:old-)?.+-(\d+)-[0-9a-f]{8}$")
+_REPORTED: set[str] = set()  # damage already warned about (once per file and problem)
+
+
+class DamagedCellWarning(UserWarning):
+    """A stored cell failed its integrity check; it is treated as absent and recomputed."""
+
+
+def _report(path: Path, problem: str) -> None:
+    message = f"damaged cell record {path}: {problem}; treating the cell as absent (it will be recomputed)"
+    if message not in _REPORTED:
+        _REPORTED.add(message)
+        warnings.warn(message, DamagedCellWarning, stacklevel=4)
 
 
 def default_root() -> Path:
@@ -65,6 +88,93 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} in a record: {obj!r}")
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:  # hashlib.file_digest is 3.11+; the project supports 3.10
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class FileHashCache:
+    """Content hashes of files, reused while a file's (absolute path, size, mtime_ns) is
+    unchanged; kept as one small JSON file.  A damaged cache is ignored (rebuilt)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._entries: dict[str, list[Any]] = {}
+        self._dirty = False
+        if path is not None and path.is_file():
+            try:
+                data = json.loads(path.read_text())
+                if isinstance(data, dict):
+                    self._entries = {k: v for k, v in data.items()
+                                     if isinstance(v, list) and len(v) == 3}
+            except (OSError, ValueError):
+                self._entries = {}
+
+    def sha256(self, path: Path) -> str:
+        path = Path(path).absolute()
+        st = path.stat()
+        name = str(path)
+        entry = self._entries.get(name)
+        if entry is not None and entry[0] == st.st_size and entry[1] == st.st_mtime_ns:
+            return str(entry[2])
+        digest = sha256_file(path)
+        self._entries[name] = [st.st_size, st.st_mtime_ns, digest]
+        self._dirty = True
+        return digest
+
+    def save(self) -> None:
+        if self.path is not None and self._dirty:
+            write_text_atomic(self.path, json.dumps(self._entries, sort_keys=True))
+            self._dirty = False
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def _check_rows(record: Mapping[str, Any], raw: bytes) -> str:
+    """What is wrong with a cell's ``images.jsonl`` bytes given its record ('' when intact).
+
+    Records since schema 2 carry the row count and sha256; older ones get the structural
+    checks only (valid JSON objects, no (split, sample id) twice)."""
+    integrity = record.get("images")
+    if record.get("schema", 1) >= 2:
+        if not isinstance(integrity, dict) or not isinstance(integrity.get("rows"), int):
+            return "the record lacks the row count and checksum of images.jsonl"
+        n_rows = raw.count(b"\n")
+        if n_rows != integrity["rows"] or (raw and not raw.endswith(b"\n")):
+            return f"{n_rows} rows where the record says {integrity['rows']} (truncated or edited)"
+        if hashlib.sha256(raw).hexdigest() != integrity.get("sha256"):
+            return "contents differ from the checksum in cell.json (edited, duplicated or dropped rows)"
+    seen: set[tuple[Any, Any]] = set()
+    for number, line in enumerate(raw.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return f"line {number} is not valid JSON"
+        if not isinstance(row, dict) or not isinstance(row.get("sample_id"), str):
+            return f"line {number} is not an image row (an object with a 'sample_id')"
+        ident = (row.get("split"), row["sample_id"])
+        if ident in seen:
+            return f"line {number} repeats image {ident[1]!r} of split {ident[0]!r}"
+        seen.add(ident)
+    return ""
+
+
 class Store:
     """Reads and writes cell records and run manifests under one root directory."""
 
@@ -75,28 +185,75 @@ class Store:
     def cells_dir(self) -> Path:
         return self.root / "cells"
 
+    def file_hashes(self) -> FileHashCache:
+        return FileHashCache(self.root / "cache" / "file-hashes.json")
+
     # ---- cells ------------------------------------------------------------------------
 
     def cell_dir(self, key: str) -> Path:
         return self.cells_dir / key
 
     def cell(self, key: str) -> dict[str, Any] | None:
-        path = self.cell_dir(key) / "cell.json"
-        if not path.is_file():
-            return None
-        with open(path) as fh:
-            return json.load(fh)  # type: ignore[no-any-return]
+        """The cell's record, or ``None`` when it is absent or fails its integrity check
+        (reported once as a :class:`DamagedCellWarning` naming the file)."""
+        loaded = self._load(key)
+        return None if loaded is None else loaded[0]
 
     def is_finished(self, key: str) -> bool:
         record = self.cell(key)
         return record is not None and record.get("status") in FINISHED
 
     def images(self, key: str) -> list[dict[str, Any]]:
-        path = self.cell_dir(key) / "images.jsonl"
+        """The cell's per-image rows; empty when the cell is absent or damaged."""
+        loaded = self._load(key)
+        return [] if loaded is None else loaded[1]
+
+    def _load(self, key: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """Read and check a cell.  A cell that looks absent or damaged while a writer may be
+        replacing it is read again once that writer is done (a shared lock on the cell's lock
+        file), so a replace is never seen as a missing or damaged cell."""
+        loaded, problem = self._read(key)
+        if loaded is None:
+            lock = self.cells_dir / ".locks" / f"{key}.lock"
+            try:
+                with open(lock) as fh:  # no lock file: nobody ever wrote this cell here
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+                    try:
+                        loaded, problem = self._read(key)
+                    finally:
+                        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            except OSError:
+                pass
+        if problem is not None:
+            _report(*problem)
+        return loaded
+
+    def _read(
+        self, key: str
+    ) -> tuple[tuple[dict[str, Any], list[dict[str, Any]]] | None, tuple[Path, str] | None]:
+        """The cell's (record, rows), or ``None`` and what is wrong (``None``: absent)."""
+        folder = self.cell_dir(key)
+        path = folder / "cell.json"
         if not path.is_file():
-            return []
-        with open(path) as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+            return None, None
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None, None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return None, (path, f"unreadable JSON ({exc})")
+        if (not isinstance(record, dict) or not isinstance(record.get("status"), str)
+                or not isinstance(record.get("schema", 1), int)):
+            return None, (path, "not a cell record (an object with a text 'status' and a numeric 'schema')")
+        rows_path = folder / "images.jsonl"
+        try:
+            raw = rows_path.read_bytes() if rows_path.is_file() else b""
+        except OSError as exc:
+            return None, (rows_path, f"unreadable ({exc})")
+        problem = _check_rows(record, raw)
+        if problem:
+            return None, (rows_path, problem)
+        return (record, [json.loads(line) for line in raw.splitlines() if line.strip()]), None
 
     def write_cell(
         self,
@@ -104,25 +261,56 @@ class Store:
         record: Mapping[str, Any],
         images: Iterable[Mapping[str, Any]],
         files: Mapping[str, bytes] | None = None,
+        *,
+        replace_finished: bool = True,
     ) -> Path:
         """Atomically store one cell (record, image rows, extra files such as the fitted
-        model): assemble in a temporary directory, then rename."""
+        model): assemble in a temporary directory, then rename, holding the cell's lock so
+        concurrent writers of one key take turns.  With ``replace_finished=False`` a cell that
+        another writer finished meanwhile is kept (and counts as success)."""
         self.cells_dir.mkdir(parents=True, exist_ok=True)
+        with self.lock(key):
+            if not replace_finished and self.is_finished(key):
+                return self.cell_dir(key)
+            return self._write_cell_locked(key, record, images, files)
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """An exclusive advisory lock (``fcntl.flock``) on one cell key, across processes."""
+        locks = self.cells_dir / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / f"{key}.lock", "a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def _write_cell_locked(
+        self,
+        key: str,
+        record: Mapping[str, Any],
+        images: Iterable[Mapping[str, Any]],
+        files: Mapping[str, bytes] | None,
+    ) -> Path:
         tmp = self.cells_dir / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            with open(tmp / "images.jsonl", "w") as fh:
-                for row in images:
-                    fh.write(json.dumps(row, sort_keys=True, default=_json_default))
-                    fh.write("\n")
+            raw = b"".join(
+                json.dumps(row, sort_keys=True, default=_json_default).encode() + b"\n" for row in images
+            )
+            with open(tmp / "images.jsonl", "wb") as fh:
+                fh.write(raw)
                 fh.flush()
                 os.fsync(fh.fileno())
             for name, data in (files or {}).items():
                 (tmp / name).write_bytes(data)
-            write_json_atomic(tmp / "cell.json", {"schema": SCHEMA_VERSION, **record, "key": key})
+            integrity = {"rows": raw.count(b"\n"), "sha256": hashlib.sha256(raw).hexdigest()}
+            write_json_atomic(tmp / "cell.json", {"schema": SCHEMA_VERSION, **record, "key": key,
+                                                  "images": integrity})
             final = self.cell_dir(key)
             if final.exists():  # replacing (--force or a retried error): move the old one aside
-                trash = self.cells_dir / f".tmp-old-{key}-{uuid.uuid4().hex[:8]}"
+                trash = self.cells_dir / f".tmp-old-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
                 os.rename(final, trash)
                 shutil.rmtree(trash, ignore_errors=True)
             os.rename(tmp, final)
@@ -131,19 +319,32 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
-    def clean_partial(self) -> int:
-        """Remove leftovers of cells whose writing was interrupted; returns how many."""
+    def clean_partial(self, max_age_s: float = TEMP_MAX_AGE_S) -> int:
+        """Remove leftovers of cells whose writing was interrupted: temporary folders whose
+        writer process is dead, or older than ``max_age_s``; a live writer's folder is left
+        alone.  Returns how many were removed."""
         if not self.cells_dir.is_dir():
             return 0
-        leftovers = [p for p in self.cells_dir.iterdir() if p.name.startswith(".tmp-")]
-        for path in leftovers:
+        now = time.time()
+        removed = 0
+        for path in self.cells_dir.iterdir():
+            if not path.name.startswith(".tmp-"):
+                continue
+            match = _TEMP_NAME.match(path.name)
+            try:
+                age = now - path.stat().st_mtime
+            except OSError:
+                continue  # renamed into place or removed meanwhile
+            if match and _alive(int(match.group(1))) and age < max_age_s:
+                continue
             shutil.rmtree(path, ignore_errors=True)
-        return len(leftovers)
+            removed += 1
+        return removed
 
     def all_cell_keys(self) -> Iterator[str]:
         if self.cells_dir.is_dir():
             for path in sorted(self.cells_dir.iterdir()):
-                if not path.name.startswith(".") and (path / "cell.json").is_file():
+                if not path.name.startswith(".") and self.cell(path.name) is not None:
                     yield path.name
 
     # ---- runs -------------------------------------------------------------------------
