@@ -95,6 +95,37 @@ def rasterise(polygons: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
     return instances
 
 
+def read_tiff_rgb(path: Path, dataset: str, fix: str) -> np.ndarray:
+    """Decode the first page of a TIFF as H×W×3 uint8 RGB (grey expanded, alpha dropped).
+
+    Uncompressed, PackBits and deflate pages decode with tifffile alone; LZW (the MoNuSeg
+    training images) and JPEG need the ``imagecodecs`` package, a core dependency.  A page whose
+    codec is not installed gets an error naming the codec and the package to install.
+    """
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            compression = tifffile.COMPRESSION(page.compression)
+            if compression not in tifffile.TIFF.DECOMPRESSORS:
+                raise DataError(
+                    f"{dataset}: cannot decode {path}: it is {compression.name}-compressed and no "
+                    "decoder for that is installed; install imagecodecs "
+                    "(python -m pip install imagecodecs), which tifffile uses for LZW and JPEG"
+                )
+            array = page.asarray()
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(
+            f"{dataset}: cannot decode {path} ({type(exc).__name__}: {exc}); expected an RGB .tif. {fix}"
+        ) from exc
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
+        raise DataError(f"{dataset}: {path} is {array.shape} {array.dtype}; expected H×W×3 uint8 RGB")
+    return np.ascontiguousarray(array[..., :3])
+
+
 class MoNuSeg(FileDataset):
     """MoNuSeg 2018 multi-organ nuclei (TCGA), official 37 training / 14 test images."""
 
@@ -165,19 +196,7 @@ class MoNuSeg(FileDataset):
         return Sample(id=sample_id, image=image, instances=instances, meta=meta)
 
     def _read_image(self, path: Path) -> np.ndarray:
-        try:
-            array = tifffile.imread(path)
-        except Exception as exc:
-            raise DataError(
-                f"{self.name}: cannot decode {path} ({exc}); expected an RGB .tif. {self.fix()}"
-            ) from exc
-        if array.ndim == 2:
-            array = np.repeat(array[..., None], 3, axis=2)
-        if array.ndim != 3 or array.shape[2] not in (3, 4) or array.dtype != np.uint8:
-            raise DataError(
-                f"{self.name}: {path} is {array.shape} {array.dtype}; expected H×W×3 uint8 RGB"
-            )
-        return np.ascontiguousarray(array[..., :3])
+        return read_tiff_rgb(path, self.name, self.fix())
 
     def check_layout(self) -> list[str]:
         problems = [

@@ -118,3 +118,73 @@ def test_truncated_image_and_missing_annotation(monuseg: Path) -> None:
         MoNuSeg(root=monuseg).load("train", TRAIN[0])
     with pytest.raises(DataError, match="bench data fetch monuseg"):
         MoNuSeg(root=monuseg / "nothing").sample_ids("train")
+
+
+def smooth_rgb(height: int, width: int) -> np.ndarray:
+    """Colour ramps: smooth enough that JPEG at tifffile's default quality stays within a few levels."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    return np.stack([yy * 4, xx * 3, 255 - (yy + xx) * 2], axis=-1).clip(0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("compression", "predictor"), [("lzw", False), ("lzw", True), ("zlib", False), ("zlib", True), ("jpeg", False)]
+)
+def test_compressed_tiffs_decode_through_the_loader(
+    monuseg: Path, compression: str, predictor: bool
+) -> None:
+    """MoNuSeg training images are LZW TIFFs; deflate and JPEG occur in other releases."""
+    pytest.importorskip("imagecodecs")
+    from PIL import Image
+
+    tif = monuseg / "MoNuSegTestData" / f"{TEST}.tif"
+    written = smooth_rgb(10, 12) if compression == "jpeg" else np.random.default_rng(1).integers(
+        0, 256, (10, 12, 3), dtype=np.uint8
+    )
+    tifffile.imwrite(tif, written, photometric="rgb", compression=compression, predictor=predictor)
+    with tifffile.TiffFile(tif) as stored:  # the fixture really is compressed as asked
+        assert stored.pages.first.compression.name == {"lzw": "LZW", "zlib": "ADOBE_DEFLATE", "jpeg": "JPEG"}[compression]
+    image = MoNuSeg(root=monuseg).load("test", TEST).image
+    assert image.shape == (10, 12, 3) and image.dtype == np.uint8
+    if compression == "jpeg":  # lossy: agree with Pillow's libtiff/libjpeg decoder, stay near the input
+        with Image.open(tif) as im:
+            independent = np.asarray(im.convert("RGB")).astype(int)
+        assert np.abs(image.astype(int) - independent).max() <= 2
+        assert np.abs(image.astype(int) - written.astype(int)).mean() < 3
+    else:
+        np.testing.assert_array_equal(image, written)
+
+
+MISSING_CODEC = """
+import sys
+sys.modules["imagecodecs"] = None  # as if the package were not installed
+from pathlib import Path
+from harness import DataError
+from plugins.datasets.monuseg import read_tiff_rgb
+for name in sys.argv[1:]:
+    try:
+        print(read_tiff_rgb(Path(name), "monuseg", "FIX").shape)
+    except DataError as exc:
+        print(exc)
+"""
+
+
+def test_missing_codec_names_the_file_and_the_package(tmp_path: Path) -> None:
+    """Without imagecodecs, LZW and JPEG pages say what to install; deflate still decodes."""
+    import subprocess
+    import sys
+
+    names = []
+    for compression in ("lzw", "jpeg", "zlib"):
+        names.append(str(tmp_path / f"{compression}.tif"))
+        tifffile.imwrite(names[-1], smooth_rgb(6, 5), photometric="rgb", compression=compression)
+    result = subprocess.run(
+        [sys.executable, "-c", MISSING_CODEC, *names],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    lzw, jpeg, deflate = result.stdout.splitlines()
+    assert f"{names[0]}: it is LZW-compressed" in lzw and "install imagecodecs" in lzw
+    assert f"{names[1]}: it is JPEG-compressed" in jpeg and "install imagecodecs" in jpeg
+    assert deflate == "(6, 5, 3)"
