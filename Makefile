@@ -26,6 +26,7 @@ run: $(VENV)/.core
 	$(BIN)/bench run
 
 test: $(VENV)/.dev
+	bash scripts/install-browser.sh
 	$(BIN)/python -m pytest tests examples/plugin-template/tests
 	$(MAKE) --no-print-directory check
 
