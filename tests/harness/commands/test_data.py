@@ -142,8 +142,14 @@ def test_fetch_multi_part_release(tmp_path: Path) -> None:
     )
     assert mismatched.exit_code == 1 and "one --sha256 per --from" in mismatched.output
     args = ["fetch", "pannuke", "--from", parts[0].as_uri(), "--from", str(parts[1])]
-    result = run([*args, "--sha256", sums[0], "--sha256", sums[1]], tmp_path)
-    assert result.exit_code == 0, result.output
+    refused = run([*args, "--sha256", sums[0], "--sha256", sums[1]], tmp_path)
     target = tmp_path / "data" / "pannuke"
+    # the parts hold no images.npy: checked in staging, refused in one line, nothing installed
+    assert refused.exit_code == 1 and "nothing was installed" in refused.output
+    assert "images.npy" in refused.output and "--force" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1 and not target.exists()
+    result = run([*args, "--sha256", sums[0], "--sha256", sums[1], "--force"], tmp_path)
+    assert result.exit_code == 0, result.output
     assert (target / "Fold 2" / "images" / "fold2" / "note.txt").read_text() == "part 2"
-    assert "warning:" in result.output and "images.npy" in result.output  # verify runs afterwards
+    assert "warning:" in result.output and "images.npy" in result.output
+    assert ".partial" not in result.output  # problems name the installed folder, not staging
