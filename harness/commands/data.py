@@ -114,8 +114,10 @@ def list_datasets(as_json: bool) -> None:
         click.echo(json.dumps({"data_root": str(data_root()), "datasets": rows}, indent=2))
         return
     table = Table(title=f"datasets (data root {data_root()})")
-    for column in ("name", "present", "location", "description"):
-        table.add_column(column)
+    # a name is typed back by users: never cut or folded, even when the output is piped
+    table.add_column("name", no_wrap=True, min_width=max((len(r["name"]) for r in rows), default=4))
+    for column in ("present", "location", "description"):
+        table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(
             str(row["name"]),
