@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,17 @@ from harness.types import BUDGETS
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--executor", type=click.Choice(["local", "process"]), default=None,
               help="Where cells run (default: local, or process when --jobs > 1 or --cell-timeout is set).")
-@click.option("--jobs", "-j", default=1, show_default=True, help="Cells at once (process executor).")
-@click.option("--cell-timeout", type=float, default=None, help="Seconds before a cell is stopped and recorded as an error.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Cells at once (process executor).")
+@click.option("--cell-timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds before a cell is stopped and recorded as an error.")
 @click.option("--force", is_flag=True, help="Recompute cells that are already finished.")
 @click.option("--store", "store_path", type=click.Path(path_type=Path), envvar="BENCH_RUNS", default="runs", show_default=True)
 @click.option("--run-id", default=None, help="Name of this run (default: timestamp).")
 @click.option("--quiet", is_flag=True, help="No progress bar or table.")
+@click.option("--allow-errors", is_flag=True, help="Exit 0 even when cells errored (sweeps that tolerate failures).")
 @click.pass_context
 def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics: str | None, budget: str, device: str,
             executor: str | None, jobs: int, cell_timeout: float | None, force: bool, store_path: Path,
-            run_id: str | None, quiet: bool) -> None:
+            run_id: str | None, quiet: bool, allow_errors: bool) -> None:
     """Fit, predict, score and profile every cell; finished cells are reused."""
     registry = registry_from(ctx)
     ds = parse_specs(datasets, list(registry.datasets), "dataset")
@@ -48,6 +50,8 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise click.BadParameter(f"{seeds!r}: seeds are comma-separated integers", param_hint="--seeds") from None
+    if not seed_list:
+        raise click.BadParameter("give at least one seed, e.g. --seeds 0,1,2", param_hint="--seeds")
     chosen = [m.strip() for m in metrics.split(",")] if metrics else None
     executor = executor or ("process" if jobs > 1 or cell_timeout else "local")
     store = Store(store_path)
@@ -56,6 +60,7 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
                   console=console, disable=quiet, transient=False) as progress:
         task = progress.add_task("cells", total=None)
         counts: dict[str, int] = {}
+        errored: list[str] = []
 
         def on_event(kind: str, cell: CellSpec, record: Mapping[str, Any] | None) -> None:
             if progress.tasks[task].total is None:
@@ -69,6 +74,8 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
             if kind == "reused":
                 progress.update(task, total=(progress.tasks[task].total or 0) + 1)
             progress.advance(task)
+            if status == "error":
+                errored.append(f"{cell.dataset} · {cell.label} · seed {cell.seed}")
             if status == "error" and record is not None:
                 console.print(f"[red]error[/] {cell.dataset} · {cell.label} · seed {cell.seed}: {record.get('error')}")
             progress.update(task, description="cells " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -81,6 +88,12 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts().items()))
     console.print(f"run {result.run_id} in {store.root}: {summary} ({result.reused} reused); "
                   f"'bench leaderboard --run {result.run_id}' writes the versioned leaderboard")
+    if errored and not allow_errors:
+        console.print(f"[red]error:[/] {len(errored)} cell(s) failed: {'; '.join(errored)}; "
+                      f"each error is printed above and kept in its record under {store.root} "
+                      "(pass --allow-errors to exit 0 anyway)",
+                      soft_wrap=True)
+        sys.exit(1)
 
 
 COMMANDS = [run_cmd]

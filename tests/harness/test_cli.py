@@ -84,3 +84,16 @@ def test_unknown_method_error_suggests_the_closest(tmp_path: Path) -> None:
 def test_leaderboard_without_runs_says_how_to_start_one(tmp_path: Path) -> None:
     proc = bench("leaderboard", cwd=tmp_path)
     assert proc.returncode == 2 and "start one with 'bench run'" in proc.stderr
+
+
+def test_run_exits_non_zero_when_a_cell_errored_and_checks_its_arguments(invoke) -> None:  # type: ignore[no-untyped-def]
+    failed = invoke("run", "--datasets", "squares", "--methods", "decode,crash", "--metrics", "dice", "--quiet")
+    assert failed.exit_code == 1
+    assert "1 cell(s) failed: squares · crash · seed 0" in failed.output and "--allow-errors" in failed.output
+    tolerated = invoke("run", "--datasets", "squares", "--methods", "crash", "--metrics", "dice", "--quiet",
+                       "--allow-errors", "--force")
+    assert tolerated.exit_code == 0, tolerated.output
+    for bad, option in ((["--jobs", "0"], "--jobs"), (["--cell-timeout", "-1"], "--cell-timeout"),
+                        (["--seeds", ""], "--seeds")):
+        refused = invoke("run", "--datasets", "squares", "--methods", "decode", "--quiet", *bad)
+        assert refused.exit_code == 2 and option in refused.output
