@@ -97,3 +97,21 @@ def test_run_exits_non_zero_when_a_cell_errored_and_checks_its_arguments(invoke)
                         (["--seeds", ""], "--seeds")):
         refused = invoke("run", "--datasets", "squares", "--methods", "decode", "--quiet", *bad)
         assert refused.exit_code == 2 and option in refused.output
+
+
+def test_an_explicit_cuda_device_must_exist(registry, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from harness.bench import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="'cuda'.*0 usable CUDA device"):
+        resolve_device("cuda", registry, [("decode", {})])
+    with pytest.raises(ValueError, match="expected auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu", registry, [("decode", {})])
+    assert resolve_device("auto", registry, [("decode", {})]) == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1", registry, [("decode", {})]) == "cuda:1"
+    with pytest.raises(ValueError, match="'cuda:2'"):
+        resolve_device("cuda:2", registry, [("decode", {})])
