@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except PermissionError as exc:
+        err.print(f"[red]error:[/] cannot write {exc.filename}: {exc.strerror}; check the folder's permissions")
+        sys.exit(2)
     except (PluginError, DataError, FileNotFoundError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(2)

@@ -115,3 +115,23 @@ def test_an_explicit_cuda_device_must_exist(registry, monkeypatch) -> None:  # t
     assert resolve_device("cuda:1", registry, [("decode", {})]) == "cuda:1"
     with pytest.raises(ValueError, match="'cuda:2'"):
         resolve_device("cuda:2", registry, [("decode", {})])
+
+
+def test_permission_errors_are_one_line(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import click
+
+    from harness import cli as cli_module
+
+    @click.command("locked")
+    def locked() -> None:
+        raise PermissionError(13, "Permission denied", "/srv/runs/r1/cell.json")
+
+    cli_module.cli.add_command(locked)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli_module.main(["locked"])
+    finally:
+        cli_module.cli.commands.pop("locked")
+    assert exited.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert lines == ["error: cannot write /srv/runs/r1/cell.json: Permission denied; check the folder's permissions"]
