@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import datetime as dt
 import importlib.util
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -82,8 +83,27 @@ def parse_specs(text: str, known: Sequence[str], kind: str) -> list[tuple[str, d
 
 
 def resolve_device(device: str, registry: Registry, methods: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
-    """``auto`` → ``cuda`` when a chosen method uses a GPU and torch sees one, else ``cpu``."""
+    """``auto`` → ``cuda`` when a chosen method uses a GPU and torch sees one, else ``cpu``.
+
+    An explicit ``cuda``/``cuda:N`` must exist (``ValueError`` otherwise): a run never records
+    a device it did not use.
+    """
+    if device == "cpu":
+        return device
     if device != "auto":
+        if not re.fullmatch(r"cuda(:\d+)?", device):
+            raise ValueError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
+        count = 0
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.partition(":")[2] or 0)
+        if index >= count:
+            raise ValueError(
+                f"--device {device!r}: this machine has {count} usable CUDA device(s); "
+                "use --device cpu, or --device auto to fall back to the CPU"
+            )
         return device
     wants_gpu = any(registry.get("method", m).obj.uses_gpu for m, _ in methods)
     if not wants_gpu or importlib.util.find_spec("torch") is None:

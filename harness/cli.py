@@ -10,10 +10,10 @@ import click
 from rich.console import Console
 
 import harness
-from harness.plugins import Registry, build_registry
+from harness.plugins import Registry, build_registry, call_each
 from harness.types import DataError, PluginError
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # never hard-wrap an error (paths, names)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,7 +40,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{failure.distribution!r} failed to load and is skipped: {failure.error}"
         )
     assert registry.pm is not None
-    registry.pm.hook.bench_register_commands(cli=cli)
+    for plugin in registry.pm.get_plugins():  # one plugin at a time: a bad one cannot stop `bench`
+        try:
+            call_each(registry.pm, "bench_register_commands", plugin, cli=cli)
+        except Exception as exc:  # noqa: BLE001 - reported, the other commands still work
+            name = registry.pm.get_name(plugin) or repr(plugin)
+            err.print(
+                f"[yellow]warning:[/] plugin {name.rsplit(':', 1)[0]!r} failed to add its "
+                f"commands and is skipped: {type(exc).__name__}: {exc}"
+            )
     try:
         cli.main(args=argv, obj=registry, standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):
@@ -51,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except PermissionError as exc:
+        err.print(f"[red]error:[/] cannot write {exc.filename}: {exc.strerror}; check the folder's permissions")
+        sys.exit(2)
     except (PluginError, DataError, FileNotFoundError, ValueError) as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(2)

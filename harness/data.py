@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import secrets
 import shutil
 import tarfile
 import tempfile
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Mapping, Sequence
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
@@ -207,6 +210,13 @@ def download(source: str, destination: Path, sha256: str | None = None) -> Path:
     return destination
 
 
+#: Default caps on what one archive may unpack to (raise with ``bench data fetch --max-size`` /
+#: ``--max-ratio``): the largest supported release unpacks to a few GB, and image archives
+#: compress by well under 100×, so anything beyond these is a damaged file or an archive bomb.
+MAX_EXTRACT_BYTES = 64 * 1024**3
+MAX_EXTRACT_RATIO = 200.0
+
+
 def _safe_member(name: str, archive: Path) -> PurePosixPath:
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or name.startswith(("/", "\\")) or (path.parts and ":" in path.parts[0]):
@@ -216,16 +226,54 @@ def _safe_member(name: str, archive: Path) -> PurePosixPath:
     return path
 
 
-def safe_extract(archive: Path, target: Path) -> None:
-    """Extract a zip or tar archive into ``target``, refusing absolute paths, ``..`` and links
-    (or special files) that could write or point outside ``target``."""
+def _check_size(
+    archive: Path, total: int, max_bytes: int | None, max_ratio: float | None
+) -> None:
+    """Refuse an archive whose members add up to more than the caps, before writing anything."""
+    packed = max(archive.stat().st_size, 1)
+    if max_bytes is not None and total > max_bytes:
+        raise DataError(
+            f"archive {archive} would unpack to {total / 1e9:.2f} GB, over the "
+            f"{max_bytes / 1e9:.2f} GB cap; if the release really is that large, raise the cap "
+            "with 'bench data fetch --max-size GB'"
+        )
+    if max_ratio is not None and total > max_ratio * packed:
+        raise DataError(
+            f"archive {archive} would unpack to {total / packed:.0f}× its size "
+            f"({total} bytes from {packed}), over the {max_ratio:g}× cap; if that is expected, "
+            "raise the cap with 'bench data fetch --max-ratio N'"
+        )
+
+
+def safe_extract(
+    archive: Path,
+    target: Path,
+    max_bytes: int | None = MAX_EXTRACT_BYTES,
+    max_ratio: float | None = MAX_EXTRACT_RATIO,
+) -> None:
+    """Extract a zip or tar archive into ``target``.
+
+    Every member is checked before anything is written: absolute paths, ``..``, symbolic and
+    hard links and special files are refused (no official release needs them, and links are
+    how archives escape a target), and the declared sizes must stay within ``max_bytes`` in
+    total and ``max_ratio`` times the archive's own size (None: no cap).  Tar archives are then
+    also extracted with the interpreter's ``data`` filter where it has one, as a second guard.
+    """
     target.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
+            infos = zf.infolist()
+            for info in infos:
                 _safe_member(info.filename, archive)
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                kind = (info.external_attr >> 16) & 0o170000
+                if kind == 0o120000:
                     raise DataError(f"unsafe archive {archive}: member {info.filename!r} is a link")
+                if kind not in (0, 0o100000, 0o040000):
+                    raise DataError(
+                        f"unsafe archive {archive}: member {info.filename!r} is a special file"
+                    )
+            # zipfile never yields more than a member's declared file_size, so this bounds output
+            _check_size(archive, sum(info.file_size for info in infos), max_bytes, max_ratio)
             zf.extractall(target)
         return
     if not tarfile.is_tarfile(archive):
@@ -235,33 +283,109 @@ def safe_extract(archive: Path, target: Path) -> None:
     with tarfile.open(archive) as tf:
         members = tf.getmembers()
         for member in members:
-            path = _safe_member(member.name, archive)
+            _safe_member(member.name, archive)
             if member.issym() or member.islnk():
-                link = PurePosixPath(member.linkname)
-                resolved = link if member.islnk() else path.parent / link
-                if link.is_absolute() or ".." in PurePosixPath(os.path.normpath(resolved)).parts:
-                    raise DataError(
-                        f"unsafe archive {archive}: link {member.name!r} -> {member.linkname!r} "
-                        "points outside the target"
-                    )
-            elif not (member.isfile() or member.isdir()):
+                raise DataError(
+                    f"unsafe archive {archive}: member {member.name!r} is a "
+                    f"{'symbolic' if member.issym() else 'hard'} link (to {member.linkname!r}); "
+                    "links are refused in dataset archives"
+                )
+            if not (member.isfile() or member.isdir()):
                 raise DataError(
                     f"unsafe archive {archive}: member {member.name!r} is a special file"
                 )
+        _check_size(
+            archive, sum(m.size for m in members if m.isfile()), max_bytes, max_ratio
+        )
         if hasattr(tarfile, "data_filter"):
             tf.extractall(target, members=members, filter="data")
         else:  # pragma: no cover - Python without extraction filters; members checked above
             tf.extractall(target, members=members)
 
 
+def _copy_folder(source: Path, destination: Path) -> None:
+    """Copy the folder ``source`` into ``destination``, following links that stay inside it.
+
+    A link that resolves outside ``source``, a broken link, a link loop or a special file is
+    refused before anything of that entry is copied.
+    """
+    root = Path(os.path.realpath(source))
+
+    def walk(folder: Path, out: Path, chain: frozenset[str]) -> None:
+        out.mkdir(exist_ok=True)
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            path = Path(entry.path)
+            real = os.path.realpath(path)
+            if entry.is_symlink():
+                if not os.path.exists(real):
+                    raise DataError(f"cannot fetch {source}: {path} is a broken link")
+                if os.path.commonpath([real, root]) != str(root):
+                    raise DataError(
+                        f"cannot fetch {source}: {path} links to {real}, outside the source "
+                        "folder; copy the files themselves into the folder"
+                    )
+            if os.path.isdir(real):
+                if real in chain:
+                    raise DataError(
+                        f"cannot fetch {source}: {path} links back to {real} (a link loop)"
+                    )
+                walk(path, out / entry.name, chain | {real})
+            elif os.path.isfile(real):
+                shutil.copy2(real, out / entry.name)
+            else:
+                raise DataError(f"cannot fetch {source}: {path} is not a regular file or folder")
+
+    try:
+        walk(source, destination, frozenset({str(root)}))
+    except OSError as exc:
+        raise DataError(f"cannot fetch {source}: {exc}") from exc
+
+
+_WORK_SUFFIX = ".partial"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale(target: Path) -> list[Path]:
+    """Remove the work folders of fetches of ``target`` whose process is gone (killed, power
+    loss); returns what was removed.  A fetch still running elsewhere is left alone."""
+    removed = []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]+{_WORK_SUFFIX}$")
+    if not target.parent.is_dir():
+        return removed
+    for entry in target.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and not _pid_alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
 def fetch(
-    sources: str | Sequence[str], target: Path, sha256: str | Sequence[str | None] | None = None
+    sources: str | Sequence[str],
+    target: Path,
+    sha256: str | Sequence[str | None] | None = None,
+    check: Callable[[Path], list[str]] | None = None,
+    force: bool = False,
+    max_bytes: int | None = MAX_EXTRACT_BYTES,
+    max_ratio: float | None = MAX_EXTRACT_RATIO,
 ) -> Path:
     """Install a dataset into ``target`` from folders, archive files or archive URLs.
 
-    Every source is copied or extracted into one staging folder next to ``target``, which is
-    renamed to ``target`` only when all succeeded.  ``target`` must not exist yet (or be empty).
-    ``sha256`` gives one checksum per source (None: not checked; folders are never checked).
+    Every source is copied or extracted into one staging folder in a work folder next to
+    ``target`` (named after this process, so work left by a killed fetch is removed by the next
+    one), which is renamed to ``target`` only when all succeeded and, when ``check`` is given,
+    ``check(staging)`` reports no problem (``force``: install anyway).  ``target`` must not
+    exist yet (or be empty).  ``sha256`` gives one checksum per source (None: not checked;
+    folders are never checked).  Installed folders get the usual permissions (umask).
     """
     sources = [sources] if isinstance(sources, str) else list(sources)
     sums: list[str | None] = (
@@ -272,31 +396,48 @@ def fetch(
     if target.exists() and any(target.iterdir()):
         raise DataError(f"{target} already exists and is not empty; remove it or verify it instead")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(
-        tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
-    )
+    clean_stale(target)
+    work = target.parent / f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{_WORK_SUFFIX}"
+    work.mkdir()  # plain mkdir: the umask's permissions, unlike mkdtemp's owner-only ones
+    staging = work / "tree"
+    staging.mkdir()
     try:
         for source, checksum in zip(sources, sums):
-            _install(source, staging, checksum)
+            _install(source, staging, work, checksum, max_bytes, max_ratio)
+        problems = check(staging) if check is not None else []
+        if problems and not force:
+            raise DataError(
+                f"{', '.join(sources)} does not hold a complete copy ({len(problems)} "
+                f"problem(s), first: {problems[0]}); nothing was installed. Check the source, "
+                "or install it anyway with --force"
+            )
         if target.exists():
             target.rmdir()
         os.replace(staging, target)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     return target
 
 
-def _install(source: str, staging: Path, sha256: str | None) -> None:
+def _install(
+    source: str,
+    staging: Path,
+    work: Path,
+    sha256: str | None,
+    max_bytes: int | None,
+    max_ratio: float | None,
+) -> None:
     local = _local_path(source)
     if local is not None and local.is_dir():
-        shutil.copytree(local, staging, dirs_exist_ok=True, symlinks=False)
+        _copy_folder(local, staging)
         return
     if local is not None and not local.exists():
         raise DataError(f"cannot fetch {source}: no such file or folder")
     name = PurePosixPath(urllib.parse.urlparse(source).path).name or "download"
-    archive = download(source, staging.parent / f".{staging.name}.{name}", sha256)
+    archive = download(source, work / f"download.{name}", sha256)
     try:
-        safe_extract(archive, staging)
+        safe_extract(archive, staging, max_bytes, max_ratio)
+    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(f"cannot extract {source}: {exc}") from exc
     finally:
         archive.unlink(missing_ok=True)

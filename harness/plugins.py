@@ -12,7 +12,7 @@ import difflib
 import os
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Literal
@@ -182,6 +182,52 @@ def make_plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
+#: The ``register`` callables the registration hooks receive, one type per kind.
+DatasetRegister = Callable[[type[Dataset]], None]
+MethodRegister = Callable[[type[Method]], None]
+MetricRegister = Callable[[MetricSpec], None]
+
+
+def register_hook(kind: str) -> str:
+    """The name of the hook through which plugins register things of ``kind``."""
+    return f"bench_register_{kind}s"
+
+
+def _fix(source: Source) -> str:
+    return (
+        f"update or uninstall {source.distribution!r}, or skip it with "
+        f"BENCH_DISABLE_PLUGINS={source.entry_point}"
+    )
+
+
+def call_each(
+    pm: pluggy.PluginManager,
+    hook_name: str,
+    plugin: object,
+    **kwargs: Any,
+) -> None:
+    """Call ``plugin``'s implementations of the hook ``hook_name`` alone, through the plugin
+    manager's own record of them (marked functions, ``specname`` included)."""
+    caller = getattr(pm.hook, hook_name, None)
+    if caller is None:
+        return
+    for impl in caller.get_hookimpls():
+        if impl.plugin is plugin:
+            impl.function(**{arg: kwargs[arg] for arg in impl.argnames})
+
+
+def _fail(registry: Registry, source: Source, error: str, warn: bool) -> None:
+    failure = LoadFailure(source.entry_point, source.distribution, f"{error}; {_fix(source)}")
+    registry.failures.append(failure)
+    if warn:
+        warnings.warn(
+            f"segbench plugin {source.entry_point!r} from distribution {source.distribution!r} "
+            f"failed to load and is skipped: {failure.error}",
+            PluginLoadWarning,
+            stacklevel=3,
+        )
+
+
 def build_registry(
     *,
     entry_points: Iterable[metadata.EntryPoint] | None = None,
@@ -194,6 +240,12 @@ def build_registry(
     ``entry_points`` defaults to the installed ``segbench`` group; ``extra_plugins`` adds
     in-memory plugin objects (tests, notebooks).  Selection comes from ``env``
     (default ``os.environ``).
+
+    Each plugin is registered with the plugin manager, its hooks are checked against the
+    specifications (a misspelled hook is a load failure), and its registration hooks are
+    called one plugin at a time with a ``register`` of its own.  A plugin whose import,
+    hooks or registrations fail (or whose names clash with one already registered, built-ins
+    first) is skipped as a whole and recorded in ``Registry.failures``; the others load.
     """
     env = os.environ if env is None else env
     allow = _split_env(env.get("BENCH_PLUGINS"))
@@ -208,33 +260,55 @@ def build_registry(
         dist_version = ep.dist.version if ep.dist is not None else "0"
         if block and {ep.name, dist} & block:
             continue  # the allow-list is applied per registered plugin below
+        source = Source(ep.name, dist, dist_version)
         try:
             plugin = ep.load()
         except Exception as exc:  # noqa: BLE001 - any import failure is reported, not fatal
-            failure = LoadFailure(ep.name, dist, f"{type(exc).__name__}: {exc}")
-            registry.failures.append(failure)
-            if warn:
-                warnings.warn(
-                    f"segbench plugin {ep.name!r} from distribution {dist!r} failed to load "
-                    f"and is skipped: {failure.error}",
-                    PluginLoadWarning,
-                    stacklevel=2,
-                )
+            _fail(registry, source, f"{type(exc).__name__}: {exc}", warn)
             continue
-        loaded.append((plugin, Source(ep.name, dist, dist_version)))
+        loaded.append((plugin, source))
     loaded.extend(extra_plugins)
+    loaded.sort(key=lambda item: not item[1].builtin)  # built-in names win a clash
+    accepted: list[tuple[object, Source]] = []
     for plugin, source in loaded:
-        pm.register(plugin, name=f"{source.distribution}:{source.entry_point}:{id(plugin)}")
-        for kind in KINDS:
-            hook = getattr(plugin, f"bench_register_{kind}s", None)
-            if hook is None:
-                continue
+        try:
+            pm.register(plugin, name=f"{source.distribution}:{source.entry_point}:{id(plugin)}")
+            for caller in pm.get_hookcallers(plugin) or []:
+                if caller.spec is None:
+                    raise pluggy.PluginValidationError(
+                        plugin, f"unknown hook {caller.name!r} (misspelled?)"
+                    )
+        except Exception as exc:  # noqa: BLE001 - a bad plugin is reported, not fatal
+            if pm.is_registered(plugin):
+                pm.unregister(plugin)
+            _fail(registry, source, f"{type(exc).__name__}: {exc}", warn)
+            continue
+        accepted.append((plugin, source))
+    pm.check_pending()  # every remaining implementation now matches a specification
+    for plugin, source in accepted:
+        pending: list[tuple[Kind, Any]] = []
+        try:
+            for kind in KINDS:
 
-            def register(obj: Any, _kind: Kind = kind, _source: Source = source) -> None:
-                names = {getattr(obj, "name", ""), _source.entry_point, _source.distribution}
-                if _selected(names, allow, block):
-                    registry.add(_kind, obj, _source)
+                def register(
+                    obj: Any, _kind: Kind = kind, _source: Source = source, _out: list[Any] = pending
+                ) -> None:
+                    names = {getattr(obj, "name", ""), _source.entry_point, _source.distribution}
+                    if _selected(names, allow, block):
+                        _out.append((_kind, obj))
 
-            hook(register=register)
+                call_each(pm, register_hook(kind), plugin, register=register)
+            _add_all(registry, pending, source)
+        except Exception as exc:  # noqa: BLE001 - a bad plugin is reported, not fatal
+            pm.unregister(plugin)
+            _fail(registry, source, f"{type(exc).__name__}: {exc}", warn)
     return registry
 
+
+def _add_all(registry: Registry, pending: list[tuple[Kind, Any]], source: Source) -> None:
+    """Add everything one plugin registered, or nothing when any of it is refused."""
+    trial = Registry(**{f"{kind}s": dict(registry.table(kind)) for kind in KINDS})
+    for kind, obj in pending:
+        trial.add(kind, obj, source)
+    for kind in KINDS:
+        registry.table(kind).update(trial.table(kind))

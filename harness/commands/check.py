@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from harness.bench import build_leaderboard
-from harness.check import compare, parse_tolerances
+from harness.check import changes, check_baseline, check_tolerances, parse_tolerances
 from harness.cli import registry_from
 from harness.leaderboard import read_csv
 from harness.store import Store
@@ -47,18 +47,35 @@ def check_cmd(ctx: click.Context, baseline: Path, current: Path | None, run_id: 
     def higher(metric: str) -> bool:
         return registry.metric(metric).higher_is_better
 
-    findings = compare(base_rows, cur_rows, higher, parse_tolerances(tolerances))
+    try:
+        checked = check_baseline(base_rows, baseline)
+        parsed = parse_tolerances(tolerances)
+        check_tolerances(parsed, base_rows)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    found = changes(base_rows, cur_rows, higher, parsed)
+    findings = [f for f in found if f.kind == "regression"]
+    better = [f for f in found if f.kind == "improvement"]
     if as_json:
-        click.echo(json.dumps([vars(f) for f in findings], indent=2))
-    elif findings:
-        table = Table(title=f"{len(findings)} regression(s) against {baseline}")
+        summary = {
+            "baseline": str(baseline),
+            "entries_checked": checked,
+            "verdict": "regression" if findings else "pass",
+            "regressions": [vars(f) for f in findings],
+            "improvements": [vars(f) for f in better],
+        }
+        click.echo(json.dumps(summary, indent=2))
+        sys.exit(1 if findings else 0)
+    for title, rows in ((f"{len(better)} improvement(s)", better), (f"{len(findings)} regression(s)", findings)):
+        if not rows:
+            continue
+        table = Table(title=f"{title} against {baseline}")
         for col in ("entry", "column", "baseline", "current", "change", "problem"):
-            table.add_column(col)
-        for f in findings:
+            table.add_column(col, no_wrap=col == "entry", overflow="fold")
+        for f in rows:
             table.add_row(f.entry, f.column, f.baseline, f.current, f.change, f.problem)
-        Console().print(table)
-    else:
-        checked = sum(1 for r in base_rows if r.get("source") == "measured" and r.get("status") == "ok")
+        Console(soft_wrap=False).print(table)
+    if not findings:
         click.echo(f"no regression: {checked} measured entries checked against {baseline}")
     sys.exit(1 if findings else 0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -46,18 +47,20 @@ from harness.types import BUDGETS
 @click.option("--slurm-gpus-per-task", type=int, default=None, help="GPUs per array task.")
 @click.option("--slurm-time", type=int, default=None, help="Minutes per array task; past it the task is requeued.")
 @click.option("--slurm-array-parallelism", type=int, default=None, help="Array tasks running at once.")
-@click.option("--jobs", "-j", default=1, show_default=True, help="Cells at once (process executor).")
-@click.option("--cell-timeout", type=float, default=None, help="Seconds before a cell is stopped and recorded as an error.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True, help="Cells at once (process executor).")
+@click.option("--cell-timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds before a cell is stopped and recorded as an error.")
 @click.option("--force", is_flag=True, help="Recompute cells that are already finished.")
 @click.option("--store", "store_path", type=click.Path(path_type=Path), envvar="BENCH_RUNS", default="runs", show_default=True)
 @click.option("--run-id", default=None, help="Name of this run (default: timestamp).")
 @click.option("--quiet", is_flag=True, help="No progress bar or table.")
+@click.option("--allow-errors", is_flag=True, help="Exit 0 even when cells errored (sweeps that tolerate failures).")
 @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Suite file (TOML): datasets, methods, seeds, metrics, budget, executor; flags given override it.")
 @click.pass_context
 def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics: str | None, budget: str, device: str,
             executor: str | None, executor_option: tuple[str, ...], jobs: int, cell_timeout: float | None, force: bool, store_path: Path,
-            run_id: str | None, quiet: bool, gpus: str | None, config: Path | None, **backend_flags: Any) -> None:
+            run_id: str | None, quiet: bool, allow_errors: bool, gpus: str | None, config: Path | None,
+            **backend_flags: Any) -> None:
     """Fit, predict, score and profile every cell; finished cells are reused."""
     registry = registry_from(ctx)
     suite = load_suite(config, list(registry.datasets), list(registry.methods)) if config else None
@@ -100,6 +103,8 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
             seed_list = [int(s) for s in seeds.split(",") if s.strip()]
         except ValueError:
             raise click.BadParameter(f"{seeds!r}: seeds are comma-separated integers", param_hint="--seeds") from None
+    if not seed_list:
+        raise click.BadParameter("give at least one seed, e.g. --seeds 0,1,2", param_hint="--seeds")
     if from_file("metrics"):
         chosen: list[str] | None = list(file["metrics"])
     else:
@@ -110,6 +115,7 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
                   console=console, disable=quiet, transient=False) as progress:
         task = progress.add_task("cells", total=None)
         counts: dict[str, int] = {}
+        errored: list[str] = []
 
         def on_event(kind: str, cell: CellSpec, record: Mapping[str, Any] | None) -> None:
             if progress.tasks[task].total is None:
@@ -123,6 +129,8 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
             if kind == "reused":
                 progress.update(task, total=(progress.tasks[task].total or 0) + 1)
             progress.advance(task)
+            if status == "error":
+                errored.append(f"{cell.dataset} · {cell.label} · seed {cell.seed}")
             if status == "error" and record is not None:
                 console.print(f"[red]error[/] {cell.dataset} · {cell.label} · seed {cell.seed}: {record.get('error')}")
             progress.update(task, description="cells " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -136,6 +144,12 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts().items()))
     console.print(f"run {result.run_id} in {store.root}: {summary} ({result.reused} reused); "
                   f"'bench leaderboard --run {result.run_id}' writes the versioned leaderboard")
+    if errored and not allow_errors:
+        console.print(f"[red]error:[/] {len(errored)} cell(s) failed: {'; '.join(errored)}; "
+                      f"each error is printed above and kept in its record under {store.root} "
+                      "(pass --allow-errors to exit 0 anyway)",
+                      soft_wrap=True)
+        sys.exit(1)
 
 
 

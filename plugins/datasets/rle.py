@@ -67,6 +67,15 @@ def read_rle_csv(path: Path, dataset: str = "dsb2018") -> dict[str, list[RleRow]
     """Rows of a DSB RLE CSV grouped by ImageId (train labels: 2 columns; solutions: 5)."""
     if not path.is_file():
         raise DataError(f"{dataset}: missing RLE file {path}")
+    with open(path, "rb") as raw:
+        for line, data in enumerate(raw, start=1):
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{dataset}: {path} line {line} is not UTF-8 text ({exc.reason}); "
+                    "re-download the file or convert it to UTF-8"
+                ) from exc
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         fields = [f.strip() for f in reader.fieldnames or []]

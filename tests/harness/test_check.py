@@ -49,3 +49,51 @@ def test_tolerance_parsing_errors_are_clear() -> None:
         parse_tolerances(["dice"])
     with pytest.raises(ValueError, match="not a number or a percentage"):
         parse_tolerances(["dice=lots"])
+
+
+def test_unusable_baselines_are_refused() -> None:
+    from harness.check import check_baseline
+
+    with pytest.raises(ValueError, match="b.csv has no rows"):
+        check_baseline([], "b.csv")
+    with pytest.raises(ValueError, match="lacks the column.*entry"):
+        check_baseline([{"source": "measured", "status": "ok", "dice.test.score": "1"}], "b.csv")
+    with pytest.raises(ValueError, match="no METRIC.SPLIT.score"):
+        check_baseline([{"entry": "x", "source": "measured", "status": "ok"}], "b.csv")
+    with pytest.raises(ValueError, match="no measured entry"):
+        check_baseline([BASE[2]], "b.csv")
+    assert check_baseline(BASE, "b.csv") == 2
+
+
+def test_non_finite_scores_regress_and_improvements_are_listed() -> None:
+    from harness.check import changes
+
+    cur = [row("otsu", "nan", "50.0"), row("unet", "0.9500", "inf")]
+    found = changes(BASE, cur, HIGHER.__getitem__)
+    regressions = {(f.entry, f.column) for f in found if f.kind == "regression"}
+    assert regressions == {("otsu", "dice.test.score"), ("unet", "object_hausdorff.test.score")}
+    (better,) = [f for f in found if f.kind == "improvement"]
+    assert (better.entry, better.column, better.change) == ("unet", "dice.test.score", "+0.05 (+5.6%)")
+
+
+def test_tolerances_must_be_finite_and_name_a_metric_or_profile_column() -> None:
+    from harness.check import check_tolerances
+
+    for bad in ("nan", "inf", "-1", "nan%"):
+        with pytest.raises(ValueError, match="finite amount"):
+            Tolerance.parse(bad)
+    with pytest.raises(ValueError, match="dicee: no such metric.*metrics: dice, object_hausdorff"):
+        check_tolerances(parse_tolerances(["dicee=0.1"]), BASE)
+    with pytest.raises(ValueError, match="relative tolerance"):
+        check_tolerances(parse_tolerances(["latency_p50_ms=3"]), BASE)
+    check_tolerances(parse_tolerances(["latency_p50_ms=25%", "dice=0.1"]), BASE)
+
+
+def test_profile_columns_are_gated_only_when_asked() -> None:
+    base = [{**BASE[0], "latency_p50_ms": "10.0"}]
+    cur = [{**BASE[0], "latency_p50_ms": "20.0"}]
+    assert compare(base, cur, HIGHER.__getitem__) == []  # off by default
+    (slow,) = compare(base, cur, HIGHER.__getitem__, parse_tolerances(["latency_p50_ms=25%"]))
+    assert slow.column == "latency_p50_ms" and slow.problem == "worse by more than 25%"
+    ok = [{**BASE[0], "latency_p50_ms": "12.0"}]
+    assert compare(base, ok, HIGHER.__getitem__, parse_tolerances(["latency_p50_ms=25%"])) == []

@@ -84,3 +84,54 @@ def test_unknown_method_error_suggests_the_closest(tmp_path: Path) -> None:
 def test_leaderboard_without_runs_says_how_to_start_one(tmp_path: Path) -> None:
     proc = bench("leaderboard", cwd=tmp_path)
     assert proc.returncode == 2 and "start one with 'bench run'" in proc.stderr
+
+
+def test_run_exits_non_zero_when_a_cell_errored_and_checks_its_arguments(invoke) -> None:  # type: ignore[no-untyped-def]
+    failed = invoke("run", "--datasets", "squares", "--methods", "decode,crash", "--metrics", "dice", "--quiet")
+    assert failed.exit_code == 1
+    assert "1 cell(s) failed: squares · crash · seed 0" in failed.output and "--allow-errors" in failed.output
+    tolerated = invoke("run", "--datasets", "squares", "--methods", "crash", "--metrics", "dice", "--quiet",
+                       "--allow-errors", "--force")
+    assert tolerated.exit_code == 0, tolerated.output
+    for bad, option in ((["--jobs", "0"], "--jobs"), (["--cell-timeout", "-1"], "--cell-timeout"),
+                        (["--seeds", ""], "--seeds")):
+        refused = invoke("run", "--datasets", "squares", "--methods", "decode", "--quiet", *bad)
+        assert refused.exit_code == 2 and option in refused.output
+
+
+def test_an_explicit_cuda_device_must_exist(registry, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from harness.bench import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="'cuda'.*0 usable CUDA device"):
+        resolve_device("cuda", registry, [("decode", {})])
+    with pytest.raises(ValueError, match="expected auto, cpu, cuda or cuda:N"):
+        resolve_device("gpu", registry, [("decode", {})])
+    assert resolve_device("auto", registry, [("decode", {})]) == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1", registry, [("decode", {})]) == "cuda:1"
+    with pytest.raises(ValueError, match="'cuda:2'"):
+        resolve_device("cuda:2", registry, [("decode", {})])
+
+
+def test_permission_errors_are_one_line(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import click
+
+    from harness import cli as cli_module
+
+    @click.command("locked")
+    def locked() -> None:
+        raise PermissionError(13, "Permission denied", "/srv/runs/r1/cell.json")
+
+    cli_module.cli.add_command(locked)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli_module.main(["locked"])
+    finally:
+        cli_module.cli.commands.pop("locked")
+    assert exited.value.code == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert lines == ["error: cannot write /srv/runs/r1/cell.json: Permission denied; check the folder's permissions"]

@@ -11,7 +11,10 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from harness import DataError, Sample, hookimpl
 from harness.commands.data import COMMANDS, data
+from harness.data import FileDataset
+from harness.plugins import Source, build_registry
 
 SHARED = Path(__file__).resolve().parents[3].parent / "shared" / "datasets"
 
@@ -142,8 +145,82 @@ def test_fetch_multi_part_release(tmp_path: Path) -> None:
     )
     assert mismatched.exit_code == 1 and "one --sha256 per --from" in mismatched.output
     args = ["fetch", "pannuke", "--from", parts[0].as_uri(), "--from", str(parts[1])]
-    result = run([*args, "--sha256", sums[0], "--sha256", sums[1]], tmp_path)
-    assert result.exit_code == 0, result.output
+    refused = run([*args, "--sha256", sums[0], "--sha256", sums[1]], tmp_path)
     target = tmp_path / "data" / "pannuke"
+    # the parts hold no images.npy: checked in staging, refused in one line, nothing installed
+    assert refused.exit_code == 1 and "nothing was installed" in refused.output
+    assert "images.npy" in refused.output and "--force" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1 and not target.exists()
+    result = run([*args, "--sha256", sums[0], "--sha256", sums[1], "--force"], tmp_path)
+    assert result.exit_code == 0, result.output
     assert (target / "Fold 2" / "images" / "fold2" / "note.txt").read_text() == "part 2"
-    assert "warning:" in result.output and "images.npy" in result.output  # verify runs afterwards
+    assert "warning:" in result.output and "images.npy" in result.output
+    assert ".partial" not in result.output  # problems name the installed folder, not staging
+
+
+class Tiny(FileDataset):
+    """Three PNGs a, b, c per split, each decoded on load; the quick check counts them."""
+
+    name = "tiny"
+    splits = ("train", "test")
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root
+
+    def sample_ids(self, split: str) -> list[str]:
+        return sorted(p.stem for p in (self.directory / split).glob("*.png"))
+
+    def load(self, split: str, sample_id: str) -> Sample:
+        path = self.directory / split / f"{sample_id}.png"
+        try:
+            image = np.asarray(Image.open(path).convert("RGB"))
+        except OSError as exc:
+            raise DataError(f"tiny: cannot read {path}: {exc}") from exc
+        return Sample(id=sample_id, image=image, instances=np.zeros(image.shape[:2], np.int32))
+
+    def check_layout(self) -> list[str]:
+        return [
+            f"missing image {self.directory / split / name}.png"
+            for split in self.splits
+            for name in "abc"
+            if not (self.directory / split / f"{name}.png").is_file()
+        ]
+
+
+class TinyPlugin:
+    @hookimpl
+    def bench_register_datasets(self, register):  # type: ignore[no-untyped-def]
+        register(Tiny)
+
+
+def test_incomplete_copy_is_not_present_and_deep_verify_lists_every_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        "harness.commands.data._registry",
+        lambda: build_registry(
+            warn=False, extra_plugins=[(TinyPlugin(), Source("tiny", "tiny", "1"))]
+        ),
+    )
+    folder = tmp_path / "data" / "tiny"
+    for split in Tiny.splits:
+        (folder / split).mkdir(parents=True)
+        for name in "abc":
+            Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / split / f"{name}.png")
+    rows = {r["name"]: r for r in json.loads(run(["list", "--json"], tmp_path).output)["datasets"]}
+    assert rows["tiny"]["present"] and rows["tiny"]["status"] == "yes"
+    (folder / "train" / "c.png").unlink()  # the quick check finds this
+    (folder / "train" / "a.png").write_bytes(b"not a png")  # only decoding finds these two
+    (folder / "test" / "b.png").write_bytes(b"\x89PNG truncated")
+    rows = {r["name"]: r for r in json.loads(run(["list", "--json"], tmp_path).output)["datasets"]}
+    assert not rows["tiny"]["present"]
+    assert rows["tiny"]["status"] == f"incomplete: missing image {folder / 'train' / 'c'}.png"
+    details = json.loads(run(["info", "tiny", "--json"], tmp_path).output)
+    assert not details["present"] and details["counts"] == {"train": 2, "test": 3}
+    quick = run(["verify", "tiny"], tmp_path)
+    assert quick.exit_code == 1 and "1 problem(s)" in quick.output and "a.png" not in quick.output
+    deep = run(["verify", "tiny", "--deep"], tmp_path)
+    assert deep.exit_code == 1 and "3 problem(s)" in deep.output
+    problems = [line for line in deep.output.splitlines() if line.startswith("problem:")]
+    assert len(problems) == 3
+    assert "train/a: tiny: cannot read" in problems[1] and "test/b:" in problems[2]
