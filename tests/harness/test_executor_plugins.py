@@ -111,7 +111,7 @@ def test_interrupted_sweep_cancels_the_executor(reg: Registry, tmp_path: Path) -
     assert len(seen) == 1 and len(list(Store(tmp_path / "runs").all_cell_keys())) == 1
 
 
-def test_a_registered_executor_that_is_no_executor_is_a_plugin_error() -> None:
+def test_a_registered_executor_that_is_no_executor_is_a_load_failure() -> None:
     class Wrong:
         name = "wrong"
 
@@ -120,8 +120,11 @@ def test_a_registered_executor_that_is_no_executor_is_a_plugin_error() -> None:
         def bench_register_executors(self, register):  # type: ignore[no-untyped-def]
             register(Wrong)
 
-    with pytest.raises(PluginError, match=r"executor from bad-dist .*expected a subclass of harness.executors.Executor"):
-        build_registry(extra_plugins=[(Bad(), Source("bad", "bad-dist", "1"))], warn=False)
+    registry = build_registry(extra_plugins=[(Bad(), Source("bad", "bad-dist", "1"))], warn=False)
+    (failure,) = registry.failures
+    assert failure.distribution == "bad-dist"
+    assert "expected a subclass of harness.executors.Executor" in failure.error
+    assert "wrong" not in registry.executors and "local" in registry.executors
 
 
 def _invoke(reg: Registry, tmp_path: Path, *args: str) -> Any:
