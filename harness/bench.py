@@ -155,6 +155,8 @@ def run_benchmark(
     manifest: dict[str, Any] = {
         "status": "running",
         "cells": [c.key for c in cells],
+        "cell_specs": [c.describe() for c in cells],
+        "dataset_info": {n: dataset_info(registry.dataset(n, **p)) for n, p in datasets},
         "datasets": [[n, dict(p)] for n, p in datasets],
         "methods": [[n, dict(p)] for n, p in methods],
         "seeds": list(seeds),
@@ -215,6 +217,13 @@ def ranked_metrics(registry: Registry, dataset_name: str, chosen: Sequence[str] 
     return out
 
 
+def dataset_info(ds: Any) -> dict[str, Any]:
+    """What a leaderboard states about a dataset, recorded when the run starts (so building the
+    leaderboard later needs no dataset files)."""
+    return {"version": ds.version, "license": ds.license, "citation": ds.citation,
+            "splits": {s: ds.sample_ids(s) for s in ds.splits}}
+
+
 def build_leaderboard(
     registry: Registry,
     store: Store,
@@ -238,7 +247,8 @@ def build_leaderboard(
     splits = mine[0]["eval_splits"]
     ranked = ranked_metrics(registry, dataset, metrics, splits)
     specs = {m.name: registry.metric(m.name) for m in ranked}
-    rows = measured_rows(store, mine, ranked, specs)
+    missing = [c for c in run.get("cell_specs", []) if c.get("dataset") == dataset and store.cell(c["key"]) is None]
+    rows = measured_rows(store, mine, ranked, specs, missing)
     if reference is not None:
         rows += reference_rows(reference, ranked)
     table = rank(rows, ranked)
@@ -247,15 +257,17 @@ def build_leaderboard(
         settings = uncertainty.Settings(resamples=bootstrap, seed=bootstrap_seed)
         spread = uncertainty.annotate(table, uncertainty.image_statistics(store, mine), ranked, specs, settings)
         extra = uncertainty.extra_columns(ranked)
-    ds = registry.dataset(dataset, **(mine[0].get("dataset_params") or {}))
+    info = (run.get("dataset_info") or {}).get(dataset)
+    if info is None:  # a run recorded before dataset facts were kept in its manifest
+        info = dataset_info(registry.dataset(dataset, **(mine[0].get("dataset_params") or {})))
     prov = {
         **provenance(registry),
         "dataset": dataset,
-        "dataset_version": ds.version,
+        "dataset_version": info["version"],
         "dataset_params": mine[0].get("dataset_params") or {},
-        "dataset_license": ds.license,
-        "dataset_citation": ds.citation,
-        "dataset_splits": {s: ds.sample_ids(s) for s in ds.splits},
+        "dataset_license": info["license"],
+        "dataset_citation": info["citation"],
+        "dataset_splits": info["splits"],
         "run_id": run["run_id"],
         "run_command": run.get("command"),
         "run_segbench": run.get("segbench"),

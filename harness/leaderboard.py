@@ -66,17 +66,32 @@ def competition_ranks(values: Sequence[float], higher_is_better: bool) -> list[i
 
 
 def measured_rows(
-    store: Store, cells: Sequence[Mapping[str, Any]], metrics: Sequence[RankedMetric], specs: Mapping[str, MetricSpec]
+    store: Store, cells: Sequence[Mapping[str, Any]], metrics: Sequence[RankedMetric], specs: Mapping[str, MetricSpec],
+    missing: Sequence[Mapping[str, Any]] = (),
 ) -> list[Row]:
     """One row per entry (method + parameters) of one dataset's cell records, averaging split
-    values over seeds; split values are reduced again from the stored per-image statistics."""
+    values over seeds; split values are reduced again from the stored per-image statistics.
+
+    ``missing`` describes planned cells with no intact record (a running or aborted run, or a
+    damaged cell): their entries are listed as ``missing`` and not ranked."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
+    absent: dict[str, list[Mapping[str, Any]]] = {}
     for record in cells:
         groups.setdefault(record["label"], []).append(record)
+    for spec in missing:
+        absent.setdefault(spec["label"], []).append(spec)
+        groups.setdefault(spec["label"], [])
     splits = sorted({s for m in metrics for s in m.splits})
     used = [specs[m.name] for m in metrics]
     rows = []
     for label, records in sorted(groups.items()):
+        if label in absent:
+            gone = absent[label]
+            first = gone[0]
+            rows.append(Row(entry=label, source="measured", method=first.get("method", ""),
+                            params=first.get("params", {}), seeds=sorted(r["seed"] for r in [*records, *gone]),
+                            status=f"missing: {len(gone)} of {len(gone) + len(records)} cells have no intact result"))
+            continue
         records = sorted(records, key=lambda r: r["seed"])
         row = Row(entry=label, source="measured", method=records[0]["method"], params=records[0]["params"],
                   seeds=[r["seed"] for r in records], device=records[0].get("device", ""),

@@ -101,6 +101,9 @@ def leaderboard_cmd(ctx: click.Context, run_id: str, store_path: Path, datasets:
     run = store.run(run_id)
     chosen = [m.strip() for m in metrics.split(",")] if metrics else None
     console = wide_console()
+    if run.get("status") != "finished":
+        console.print(f"[yellow]run {run['run_id']} is {run.get('status')}: entries without intact results "
+                      "are listed as missing and not ranked[/]")
     for dataset in datasets or datasets_in_run(store, run):
         text, rows, prov = build_leaderboard(registry, store, run, dataset, metrics=chosen,
                                              reference=reference, reference_citation=reference_citation,

@@ -78,6 +78,25 @@ def test_seeds_are_averaged_into_one_entry(registry, store: Store) -> None:  # t
     assert len(table) == 1 and table[0]["seeds"] == "0 1 2" and prov["seeds"] == [0, 1, 2]
 
 
+def test_cells_of_a_killed_run_are_listed_missing_and_not_ranked(registry, store: Store) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import shutil
+
+    methods = [("decode", {}), ("decode", {"shift": 1})]
+    result = run_benchmark(registry, [("squares", {})], methods, [0, 1], metrics=["dice"], store=store)
+    lost = next(c for c in result.cells if c.label == "decode(shift=1)" and c.seed == 1)
+    shutil.rmtree(store.cell_dir(lost.key))  # as if the run was killed before writing it
+    manifest = json.loads(store.run_path(result.run_id).read_text())
+    manifest.update(status="running", writer={"host": "elsewhere", "pid": 1})
+    store.run_path(result.run_id).write_text(json.dumps(manifest))
+    _, table, _ = build_leaderboard(registry, store, store.run(result.run_id), "squares", metrics=["dice"])
+    by_entry = {r["entry"]: r for r in table}
+    assert by_entry["decode"]["rank"] == 1 and by_entry["decode"]["status"] == "ok"
+    shifted = by_entry["decode(shift=1)"]
+    assert shifted["rank"] == "" and shifted["status"] == "missing: 1 of 2 cells have no intact result"
+    assert shifted["dice.test.score"] in ("", None)
+
+
 def test_versions_pointer_and_unchanged_tables(tmp_path: Path, registry, store: Store) -> None:  # type: ignore[no-untyped-def]
     result = run_benchmark(registry, [("squares", {})], [("decode", {})], [0], metrics=["dice"], store=store)
     text, _, prov = build_leaderboard(registry, store, store.run(result.run_id), "squares", metrics=["dice"])
@@ -103,3 +122,18 @@ def test_committed_markdown_is_regenerated_from_its_csv(folder: Path) -> None:
     )
     rows = read_csv(folder / "leaderboard.csv")
     assert rows, f"{folder}/leaderboard.csv is empty"
+
+
+def test_the_leaderboard_needs_no_dataset_files(registry, store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import Squares
+
+    result = run_benchmark(registry, [("squares", {})], [("decode", {})], [0], metrics=["dice"], store=store)
+
+    def gone(self, split):  # type: ignore[no-untyped-def]
+        raise FileNotFoundError("the dataset files are not on this machine")
+
+    monkeypatch.setattr(Squares, "sample_ids", gone)
+    _, table, prov = build_leaderboard(registry, store, store.run(result.run_id), "squares", metrics=["dice"])
+    assert table[0]["dice.test.score"] == "1.0000"
+    assert prov["dataset_splits"] == {"train": ["t"], "test": ["a", "b"]}
+    assert prov["dataset_license"] == "CC0-1.0" and prov["dataset_citation"] == "test fixture"
