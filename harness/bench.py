@@ -260,8 +260,12 @@ def build_leaderboard(
     info = (run.get("dataset_info") or {}).get(dataset)
     if info is None:  # a run recorded before dataset facts were kept in its manifest
         info = dataset_info(registry.dataset(dataset, **(mine[0].get("dataset_params") or {})))
+    writer = provenance(registry)
+    measured = {k: run[k] for k in ("segbench", "machine", "packages", "plugins", "date") if k in run}
     prov = {
-        **provenance(registry),
+        **writer,
+        **measured,  # what measured, not what writes the leaderboard
+        "leaderboard_written": {"segbench": writer["segbench"], "date": writer["date"]},
         "dataset": dataset,
         "dataset_version": info["version"],
         "dataset_params": mine[0].get("dataset_params") or {},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import subprocess
@@ -23,8 +24,53 @@ KEY_PACKAGES = (
 
 
 def git_state(path: Path | None = None) -> dict[str, Any]:
-    """Commit and dirty flag of the checkout holding the harness (None outside a checkout)."""
-    where = path or Path(harness.__file__).resolve().parent.parent
+    """Commit and dirty flag of the code that is running.
+
+    From a source checkout (the folder above ``harness/`` holds segbench's ``pyproject.toml``)
+    git answers; for an installed distribution its own metadata does (``direct_url.json``: the
+    VCS commit of a ``pip install git+…``, or git in the source folder of an editable install),
+    never whatever repository happens to enclose the installation.
+    """
+    if path is not None:
+        return _git(path)
+    where = Path(harness.__file__).resolve().parent.parent
+    if _is_segbench_checkout(where):
+        return _git(where)
+    return distribution_state()
+
+
+def _is_segbench_checkout(where: Path) -> bool:
+    try:
+        text = (where / "pyproject.toml").read_text()
+    except OSError:
+        return False
+    return 'name = "segbench"' in text and (where / "harness" / "__init__.py").is_file()
+
+
+def distribution_state(name: str = "segbench") -> dict[str, Any]:
+    """Commit and dirty flag from an installed distribution's ``direct_url.json`` (PEP 610)."""
+    try:
+        raw = metadata.distribution(name).read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        raw = None
+    if not raw:
+        return {"commit": None, "dirty": None}
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        return {"commit": None, "dirty": None}
+    vcs = info.get("vcs_info") or {}
+    if vcs.get("commit_id"):
+        return {"commit": vcs["commit_id"], "dirty": False}
+    url = str(info.get("url", ""))
+    if (info.get("dir_info") or {}).get("editable") and url.startswith("file://"):
+        source = Path(url[len("file://"):])
+        if _is_segbench_checkout(source):
+            return _git(source)
+    return {"commit": None, "dirty": None}
+
+
+def _git(where: Path) -> dict[str, Any]:
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()

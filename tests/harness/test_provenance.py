@@ -1,0 +1,52 @@
+"""Provenance names the code that measured, from the right source."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import provenance
+from harness.bench import build_leaderboard, run_benchmark
+from harness.store import Store
+
+
+class FakeDist:
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+
+    def read_text(self, name: str) -> str | None:
+        assert name == "direct_url.json"
+        return self.text
+
+
+def test_a_vcs_install_reports_its_recorded_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    info = {"url": "https://example.org/segbench.git", "vcs_info": {"vcs": "git", "commit_id": "abc123"}}
+    monkeypatch.setattr(provenance.metadata, "distribution", lambda name: FakeDist(json.dumps(info)))
+    assert provenance.distribution_state() == {"commit": "abc123", "dirty": False}
+
+
+def test_a_wheel_inside_a_users_repository_does_not_take_its_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a user's repository enclosing site-packages: no segbench pyproject there, no direct_url
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    fake_pkg = tmp_path / "site-packages" / "harness"
+    fake_pkg.mkdir(parents=True)
+    (fake_pkg / "__init__.py").write_text("")
+    monkeypatch.setattr(provenance.harness, "__file__", str(fake_pkg / "__init__.py"))
+    monkeypatch.setattr(provenance.metadata, "distribution", lambda name: FakeDist(None))
+    assert provenance.git_state() == {"commit": None, "dirty": None}
+
+
+def test_the_leaderboard_names_the_measuring_run_not_the_writer(registry, store: Store) -> None:  # type: ignore[no-untyped-def]
+    result = run_benchmark(registry, [("squares", {})], [("decode", {})], [0], metrics=["dice"], store=store)
+    path = store.run_path(result.run_id)
+    manifest = json.loads(path.read_text())
+    manifest["segbench"] = {"version": "0.0.1", "commit": "feedbeef", "dirty": True}
+    manifest["date"] = "2020-01-02T03:04:05+00:00"
+    path.write_text(json.dumps(manifest))
+    _, _, prov = build_leaderboard(registry, store, store.run(result.run_id), "squares", metrics=["dice"])
+    assert prov["segbench"] == {"version": "0.0.1", "commit": "feedbeef", "dirty": True}
+    assert prov["date"] == "2020-01-02T03:04:05+00:00"
+    assert prov["leaderboard_written"]["date"] != prov["date"]
