@@ -238,3 +238,38 @@ def write_version(
     write_text_atomic(folder / "leaderboard.md", render_markdown(folder))
     write_text_atomic(latest_file, version + "\n")
     return folder, True
+
+
+PER_IMAGE_COLUMNS = ("entry", "seed", "split", "sample_id", "metric", "value")
+
+
+def per_image_values(
+    store: Store, cells: Sequence[Mapping[str, Any]], metrics: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Per-image metric values of cell records in long format (entry, seed, split, sample id,
+    metric, value), sorted; the input of per-image statistics such as bootstrap intervals.
+
+    Only image-level values are listed (split-level metrics have no per-image value); an image
+    whose metric failed is absent for that metric.
+    """
+    out = []
+    for record in cells:
+        for row in store.images(record["key"]):
+            for name, value in sorted((row.get("values") or {}).items()):
+                if metrics is not None and name not in metrics:
+                    continue
+                out.append({"entry": record["label"], "seed": record["seed"], "split": row["split"],
+                            "sample_id": row["sample_id"], "metric": name, "value": value})
+    out.sort(key=lambda r: (r["entry"], r["seed"], r["split"], r["sample_id"], r["metric"]))
+    return out
+
+
+def per_image_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """``per_image.csv`` text of :func:`per_image_values` rows (values with full precision)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(PER_IMAGE_COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({**r, "value": repr(float(r["value"])) if r["value"] is not None else ""})
+    return buf.getvalue()
+

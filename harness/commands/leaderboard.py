@@ -12,9 +12,9 @@ from rich.table import Table
 
 from harness.bench import build_leaderboard
 from harness.cli import registry_from
-from harness.leaderboard import write_version
+from harness.leaderboard import per_image_csv, per_image_values, write_version
 from harness.plugins import Registry
-from harness.store import Store
+from harness.store import Store, write_text_atomic
 from harness.types import PluginError
 from harness.uncertainty import DEFAULT_RESAMPLES, DEFAULT_SEED
 
@@ -109,6 +109,8 @@ def leaderboard_cmd(ctx: click.Context, run_id: str, store_path: Path, datasets:
                                              reference=reference, reference_citation=reference_citation,
                                              bootstrap=bootstrap, bootstrap_seed=bootstrap_seed)
         folder, new = write_version(out_root, dataset, text, prov, version)
+        records = [r for r in (store.cell(k) for k in prov["cells"]) if r is not None]
+        write_text_atomic(folder / "per_image.csv", per_image_csv(per_image_values(store, records)))
         console.print(rich_table(f"{dataset} ({folder.name})", rows, prov))
         console.print(f"{'wrote' if new else 'unchanged, kept'} {folder}")
 
