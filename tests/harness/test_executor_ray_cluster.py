@@ -46,6 +46,8 @@ def _ray_start(*args: str) -> subprocess.Popen[bytes]:
 @pytest.fixture
 def started_cluster(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A head node with no CPUs and one worker node with one, started like a user would."""
+    if ray.is_initialized():  # an earlier test's in-process cluster: this driver joins a new one
+        ray.shutdown()
     port = _free_port()
     address = f"127.0.0.1:{port}"
     head = _ray_start("--head", f"--port={port}", "--num-cpus=0", "--include-dashboard=false",

@@ -39,7 +39,7 @@ def _tasks_import_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items()
-            if k not in ("started", "finished") and not k.endswith(("_s", "_ms", "_mb"))}
+            if k not in ("started", "finished", "images") and not k.endswith(("_s", "_ms", "_mb"))}
 
 
 def rows(store: Store, key: str) -> list[dict[str, Any]]:
