@@ -115,12 +115,7 @@ def rank_plot_svg(rows: Sequence[Mapping[str, str]], prov: Mapping[str, Any]) ->
         ax.set_xlabel("rank", fontsize=7)
     axes[0].set_yticks(list(y), [r["entry"] + (" †" if r["source"] == "published" else "") for r in ranked])
     axes[0].invert_yaxis()
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return _svg(fig)
 
 
 def significance_svg(pairwise: Mapping[str, Any], alpha: float) -> str:
@@ -145,12 +140,7 @@ def significance_svg(pairwise: Mapping[str, Any], alpha: float) -> str:
         ax.set_xticks(list(ticks), v["entries"], rotation=90, fontsize=6)
         ax.set_yticks(list(ticks), v["entries"], fontsize=6)
         ax.set_title(col, fontsize=8)
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return _svg(fig)
 
 
 PerImage = Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]]  # entry -> split -> sample id -> metric -> value
@@ -194,12 +184,7 @@ def strip_plot_svg(values: PerImage, prov: Mapping[str, Any], order: Sequence[st
         ax.tick_params(labelsize=7)
     axes[0].set_yticks(range(1, len(entries) + 1), entries)
     axes[0].invert_yaxis()
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return _svg(fig)
 
 
 def per_image_table(values: PerImage, prov: Mapping[str, Any]) -> str:
@@ -306,3 +291,15 @@ def _from_run(ctx: click.Context, store: Store, run_id: str, dataset: str | None
 
 
 COMMANDS = [report_cmd]
+
+
+def _svg(fig: Any) -> str:
+    """The figure as inline SVG markup (the XML prologue dropped), the figure closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
