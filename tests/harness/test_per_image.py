@@ -6,22 +6,6 @@ import csv
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from harness.cli import cli
-from harness.plugins import Registry
-
-
-@pytest.fixture
-def invoke(registry: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("BENCH_RUNS", raising=False)
-    registry.pm.hook.bench_register_commands(cli=cli)
-
-    def run(*args: str):  # type: ignore[no-untyped-def]
-        return CliRunner().invoke(cli, list(args), obj=registry, catch_exceptions=False)
-
-    return run
 
 
 def test_per_image_csv_and_worst_images(invoke, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
