@@ -7,9 +7,12 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import datetime as dt
 import importlib.util
+import os
 import re
+import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,7 +23,7 @@ from harness.executors import get_executor
 from harness.leaderboard import RankedMetric, measured_rows, rank, reference_rows, to_csv
 from harness.plugins import Registry, unknown_message
 from harness.provenance import provenance
-from harness.runner import CellSpec, RunResult, plan
+from harness.runner import CellSpec, RunResult, execute_cell, plan
 from harness.store import Store
 from harness.types import BUDGETS, PluginError
 
@@ -129,6 +132,7 @@ def run_benchmark(
     jobs: int = 1,
     cell_timeout: float | None = None,
     force: bool = False,
+    save_probabilities: bool = False,
     store: Store | None = None,
     run_id: str | None = None,
     on_event: Callable[[str, CellSpec, Mapping[str, Any] | None], None] | None = None,
@@ -150,7 +154,7 @@ def run_benchmark(
     for name in dict.fromkeys(budget_of):  # one plan per budget (a suite file may set it per method)
         chosen = [m for m, b in zip(methods, budget_of, strict=True) if b == name]
         cells += plan(registry, datasets, chosen, seeds, budget=name, device=device, metrics=metrics,
-                      store=store)
+                      store=store, save_probabilities=save_probabilities)
     run_id = run_id or dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
     manifest: dict[str, Any] = {
         "status": "running",
@@ -169,37 +173,53 @@ def run_benchmark(
         **({"suite": dict(suite)} if suite else {}),
         **provenance(registry),
     }
+    manifest.update(pid=os.getpid(), host=socket.gethostname())
     store.write_run(run_id, manifest)
     store.clean_partial()
     result = RunResult(run_id=run_id, cells=cells)
     hook = registry.pm.hook if registry.pm is not None else None
-    for cell in cells:
-        if not force and store.is_finished(cell.key):
-            result.records[cell.key] = store.cell(cell.key) or {}
-            result.reused += 1
-            if on_event:
-                on_event("reused", cell, result.records[cell.key])
-            continue
-        runner.submit(cell)
-        if hook is not None:
-            hook.bench_cell_started(cell=cell.describe())
-        if on_event:
-            on_event("submitted", cell, None)
     try:
-        for cell, record in runner.as_completed():
-            result.records[cell.key] = record
+        for cell in cells:
+            if not force and store.is_finished(cell.key):
+                result.records[cell.key] = store.cell(cell.key) or {}
+                result.reused += 1
+                if on_event:
+                    on_event("reused", cell, result.records[cell.key])
+                continue
             if hook is not None:
-                hook.bench_cell_finished(cell=cell.describe(), record=record)
+                hook.bench_cell_started(cell=cell.describe())
+            if not force and store.stage(cell.predict_key) is not None:
+                # saved predictions, new metric set: score them here, whatever the executor
+                if on_event:
+                    on_event("rescoring", cell, None)
+                _finished(result, cell, execute_cell(cell, store.root, registry), hook, on_event)
+                result.rescored += 1
+                continue
+            runner.submit(dataclasses.replace(cell, fresh=True) if force else cell)
             if on_event:
-                on_event("finished", cell, record)
-    except BaseException:
+                on_event("submitted", cell, None)
+        for cell, record in runner.as_completed():
+            _finished(result, cell, record, hook, on_event)
+    except BaseException as exc:
         runner.cancel()  # Ctrl-C or a failing hook: stop the cells still queued or running
+        manifest.update(status="aborted", aborted=f"{type(exc).__name__}: {exc}".strip(": "),
+                        counts=result.counts())
+        store.write_run(run_id, manifest)
         raise
-    manifest.update(status="finished", counts=result.counts(), reused=result.reused)
+    manifest.update(status="finished", counts=result.counts(), reused=result.reused, rescored=result.rescored)
     store.write_run(run_id, manifest)
     if hook is not None:
         hook.bench_run_finished(run={"run_id": run_id, "cells": manifest["cells"], "counts": manifest["counts"]})
     return result
+
+
+def _finished(result: RunResult, cell: CellSpec, record: Mapping[str, Any], hook: Any,
+              on_event: Callable[[str, CellSpec, Mapping[str, Any] | None], None] | None) -> None:
+    result.records[cell.key] = dict(record)
+    if hook is not None:
+        hook.bench_cell_finished(cell=cell.describe(), record=record)
+    if on_event:
+        on_event("finished", cell, record)
 
 
 def ranked_metrics(registry: Registry, dataset_name: str, chosen: Sequence[str] | None, splits: Sequence[str]) -> list[RankedMetric]:
@@ -273,6 +293,7 @@ def build_leaderboard(
         "dataset_citation": info["citation"],
         "dataset_splits": info["splits"],
         "run_id": run["run_id"],
+        "run_status": run.get("status"),
         "run_command": run.get("command"),
         "run_segbench": run.get("segbench"),
         "cells": [r["key"] for r in mine],

@@ -87,6 +87,9 @@ def render_markdown(folder: Path) -> str:
         + _budget(prov.get("budget"))
         + f", {prov.get('date', '')}. Provenance in run.json.",
     ]
+    if prov.get("run_status") not in (None, "finished"):
+        lines += ["", f"**Run {prov.get('run_id')} is {prov['run_status']}**: entries without intact results "
+                  "are listed as missing and not ranked; this table is not final."]
     if spread:
         lines += ["", *uncertainty.footer(spread), *uncertainty.per_seed_table(rows, metrics)]
     notes = prov.get("notes")

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -25,13 +26,16 @@ import numpy as np
 
 import harness
 from harness.plugins import Registry, build_registry
+from harness.predictions import FILE_NAME as PREDICTIONS_FILE
+from harness.predictions import PredictionReader, PredictionWriter
 from harness.profiler import PeakMemory, Stopwatch, latency_summary
 from harness.store import FileHashCache, Store
 from harness.types import BUDGETS, ImagePair, MetricSpec, Prediction, RunContext, Sample, with_implied
 
 
-class CellTimeout(Exception):
-    """A cell ran past ``--cell-timeout``."""
+class CellTimeout(BaseException):
+    """A cell ran past ``--cell-timeout``.  A ``BaseException``, so the per-image ``except
+    Exception`` of loading, predicting and scoring never swallows it."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,12 @@ class CellSpec:
     key: str = ""
     label: str = ""
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    #: The key of the cell's predict stage (fit + predictions), which excludes the metrics.
+    predict_key: str = ""
+    #: Refit and re-predict even when the predict stage is stored (``--force``).
+    fresh: bool = False
+    #: Keep the probability maps beside the label maps (``--save-probabilities``; large).
+    save_probabilities: bool = False
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -150,6 +160,7 @@ def plan(
     device: str = "cpu",
     metrics: Sequence[str] | None = None,
     store: Store | None = None,
+    save_probabilities: bool = False,
 ) -> list[CellSpec]:
     """The cross product of datasets × methods × seeds, each cell with its key.
 
@@ -168,8 +179,10 @@ def plan(
             params = method.get_params()
             chosen = applicable_metrics(registry, dataset.provides, method.outputs, metrics)
             learns = bool(method.learns)
+            packages = result_packages(method)
             for seed in seeds:
-                parts = {
+                predict_parts = {
+                    "stage": "predict",
                     "harness": harness.__version__,
                     "dataset": fingerprint,
                     "method": {"name": m_name, "version": method.version, "params": params,
@@ -177,8 +190,11 @@ def plan(
                     "seed": seed,
                     "budget": BUDGETS[budget].as_dict() if learns else None,
                     "device": device if method.uses_gpu else "cpu",
-                    "metrics": {m: registry.metric(m).version for m in chosen},
+                    **({"packages": packages} if packages else {}),
+                    **({"probabilities": True} if save_probabilities else {}),
                 }
+                predict_key = cell_key(predict_parts)
+                parts = {"predict": predict_key, "metrics": {m: registry.metric(m).version for m in chosen}}
                 cells.append(
                     CellSpec(
                         dataset=ds_name,
@@ -192,11 +208,28 @@ def plan(
                         eval_splits=tuple(dataset.eval_splits),
                         key=cell_key(parts),
                         label=entry_label(m_name, params, type(method).param_defaults()),
-                        provenance={"method_source": source, "dataset_content": content},
+                        provenance={"method_source": source, "dataset_content": content,
+                                    **({"packages_keyed": packages} if packages else {})},
+                        predict_key=predict_key,
+                        save_probabilities=save_probabilities,
                     )
                 )
     cache.save()
     return cells
+
+
+def result_packages(method: Any) -> dict[str, str]:
+    """Versions of the packages a method names in ``result_packages`` (e.g. torch for the deep
+    methods: a new kernel can change a trained network), part of its predict key."""
+    from importlib import metadata
+
+    out = {}
+    for name in getattr(method, "result_packages", ()) or ():
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
 
 def applicable_metrics(
@@ -294,8 +327,12 @@ def execute_cell(
 ) -> dict[str, Any]:
     """Run one cell and store its record; never raises for a failure of the cell itself.
 
-    ``on_start`` is called once the plugins are loaded, just before fitting: executors start
-    the cell's time limit there, so it measures the cell's work and not process start-up."""
+    Two stages: when the store holds the cell's intact predict stage (``spec.predict_key``),
+    the saved predictions are scored and nothing is fitted or predicted; otherwise the method
+    is fitted, every evaluation image predicted (and saved), and the predict stage stored
+    before the score stage.  ``on_start`` is called once the plugins are loaded, just before
+    fitting (or rescoring): executors start the cell's time limit there, so it measures the
+    cell's work and not process start-up."""
     store = Store(store_root)
     record: dict[str, Any] = {
         **spec.describe(),
@@ -304,32 +341,89 @@ def execute_cell(
         "device": spec.device,
         "metrics": list(spec.metrics),
         "eval_splits": list(spec.eval_splits),
+        "predict_key": spec.predict_key,
         "started": _now(),
         "harness_version": harness.__version__,
         **dict(spec.provenance),
     }
     rows: list[dict[str, Any]] = []
-    files: dict[str, bytes] = {}
     try:
         registry = registry or build_registry(warn=False)
         dataset = registry.dataset(spec.dataset, **spec.dataset_params)
-        method = registry.method(spec.method, **spec.method_params)
         record["dataset_version"] = dataset.version
-        record["method_version"] = method.version
-        record["learns"] = method.learns
-        reason = method.not_applicable(dataset)
-        if reason:
-            record.update(status="skipped", error=reason, finished=_now())
-            store.write_cell(spec.key, record, [])
-            return record
         specs = [registry.metric(m) for m in spec.metrics]
-        _seed_everything(spec.seed)
-        method.setup(RunContext(seed=spec.seed, device=spec.device, budget=BUDGETS[spec.budget],
-                                workdir=store.root / "work" / spec.key))
-        latencies: list[float] = []
-        cuda = spec.device.startswith("cuda")
-        if on_start is not None:
-            on_start()
+        stage = store.stage(spec.predict_key) if spec.predict_key and not spec.fresh else None
+        if stage is not None:
+            if on_start is not None:
+                on_start()
+            rows = _rescore(store, stage, dataset, specs, on_image)
+            record.update({k: v for k, v in stage.items() if k in STAGE_FIELDS})
+            record["rescored"] = True
+        else:
+            method = registry.method(spec.method, **spec.method_params)
+            record["method_version"] = method.version
+            record["learns"] = method.learns
+            record["method_distribution"] = registry.get("method", spec.method).source.distribution
+            reason = method.not_applicable(dataset)
+            if reason:
+                record.update(status="skipped", error=reason, finished=_now())
+                store.write_cell(spec.key, record, [])
+                return record
+            if on_start is not None:
+                on_start()
+            rows, stage_record = _predict_stage(spec, store, dataset, method, specs, on_image,
+                                                record["method_distribution"])
+            record.update({k: v for k, v in stage_record.items() if k in STAGE_FIELDS})
+        record["splits"] = summarise_splits(rows, specs, spec.eval_splits)
+        record["n_failed_images"] = sum(1 for r in rows if r["status"] != "ok")
+        errored = [r for r in rows if r["status"] == "error"]
+        if rows and len(errored) == len(rows):
+            first = errored[0]
+            record["traceback"] = first.get("traceback")
+            raise RuntimeError(f"every image failed; first ({first['split']}/{first['sample_id']}): {first.get('error')}")
+        record["status"] = "done"
+    except MemoryError:
+        record.update(status="error", error="out of memory (MemoryError)")
+    except CellTimeout as exc:
+        record.update(status="error", error=f"timeout: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a failing cell is a record, not a crashed run
+        record.update(status="error", error=f"{type(exc).__name__}: {exc}")
+        record.setdefault("traceback", None)
+        if not record["traceback"]:
+            record["traceback"] = traceback.format_exc(limit=-20)
+    record["finished"] = _now()
+    store.write_cell(spec.key, record, rows)
+    return record
+
+
+#: What a cell's record copies from its predict stage (fit and predict timings, memory).
+STAGE_FIELDS = (
+    "method_version", "learns", "method_distribution", "fit_s", "latency_p50_ms", "latency_p95_ms",
+    "latency_mean_ms", "images_per_s", "predict_s", "n_images", "n_timed", "peak_rss_mb",
+    "rss_increase_mb", "peak_gpu_mb", "gpu", "predict_batch_size", "predictions", "submitted",
+    "cell_images_per_s",
+)
+
+
+def _predict_stage(
+    spec: CellSpec, store: Store, dataset: Any, method: Any, specs: Sequence[MetricSpec],
+    on_image: Callable[[str, str], None] | None, distribution: str | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Fit, predict and score every evaluation image, saving each prediction; store the
+    predict stage.  Returns the image rows and the stage record."""
+    _seed_everything(spec.seed)
+    method.setup(RunContext(seed=spec.seed, device=spec.device, budget=BUDGETS[spec.budget],
+                            workdir=store.root / "work" / spec.key))
+    cuda = spec.device.startswith("cuda")
+    stage: dict[str, Any] = {"dataset": spec.dataset, "method": spec.method, "params": dict(spec.method_params),
+                             "seed": spec.seed, "method_version": method.version, "learns": method.learns,
+                             "method_distribution": distribution,
+                             "created": _now()}
+    rows: list[dict[str, Any]] = []
+    index: list[dict[str, Any]] = []
+    latencies: list[float] = []
+    tmp = store.new_stage(spec.predict_key)
+    try:
         with PeakMemory() as memory:
             if method.learns:
                 assert dataset.train_split is not None
@@ -337,32 +431,86 @@ def execute_cell(
                 validation = list(dataset.samples("validation")) if "validation" in dataset.splits else []
                 with Stopwatch(cuda_sync=cuda) as fit_clock:
                     method.fit(train, validation)
-                record["fit_s"] = fit_clock.seconds
+                stage["fit_s"] = fit_clock.seconds
                 del train, validation
-                files.update(_saved_state(method))
-            for split in spec.eval_splits:
-                for sid in dataset.sample_ids(split):
-                    if on_image is not None:
-                        on_image(split, sid)
-                    rows.append(_evaluate_one(dataset, method, split, sid, specs, latencies, cuda))
-        record.update(latency_summary(latencies))
-        record.update(memory.as_dict())
-        record["splits"] = summarise_splits(rows, specs, spec.eval_splits)
-        failed = sum(1 for r in rows if r["status"] != "ok")
-        record["n_failed_images"] = failed
-        if rows and failed == len(rows):
-            raise RuntimeError(f"every image failed; first error: {rows[0].get('error')}")
-        record["status"] = "done"
-    except MemoryError:
-        record.update(status="error", error="out of memory (MemoryError)")
-    except CellTimeout as exc:
-        record.update(status="error", error=f"timeout: {exc}")
-    except Exception as exc:  # noqa: BLE001 - a failing cell is a record, not a crashed run
-        record.update(status="error", error=f"{type(exc).__name__}: {exc}",
-                      traceback=traceback.format_exc(limit=20))
-    record["finished"] = _now()
-    store.write_cell(spec.key, record, rows, files)
-    return record
+                for name, data in _saved_state(method).items():
+                    (tmp / name).write_bytes(data)
+            batch = batch_size(method)
+            stage["predict_batch_size"] = batch
+            with PredictionWriter(tmp / PREDICTIONS_FILE, probabilities=spec.save_probabilities) as writer, Stopwatch() as loop_clock:
+                for split in spec.eval_splits:
+                    for group in _batches(dataset.sample_ids(split), batch):
+                        for sid in group:
+                            if on_image is not None:
+                                on_image(split, sid)
+                        for row, pred in _evaluate_batch(dataset, method, split, group, specs, latencies, cuda):
+                            entry = {k: row[k] for k in ("split", "sample_id", "status", "error", "predict_s")
+                                     if k in row}
+                            if pred is not None:
+                                entry["n"], entry["fields"] = writer.add(pred)
+                            index.append(entry)
+                            rows.append(row)
+                saved = writer.close()
+        stage.update(latency_summary(latencies))
+        stage.update(memory.as_dict())
+        stage["cell_images_per_s"] = len(rows) / loop_clock.seconds if loop_clock.seconds > 0 else None
+        stage["predictions"] = {**saved, "bytes_per_image": saved["bytes"] / max(1, saved["images"])}
+        stage["images"] = index
+        if index and all(e["status"] == "error" for e in index):
+            shutil.rmtree(tmp, ignore_errors=True)  # nothing worth keeping: the cell is an error
+        else:
+            store.commit_stage(spec.predict_key, tmp, stage, replace=spec.fresh)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return rows, stage
+
+
+def _rescore(
+    store: Store, stage: Mapping[str, Any], dataset: Any, specs: Sequence[MetricSpec],
+    on_image: Callable[[str, str], None] | None,
+) -> list[dict[str, Any]]:
+    """Image rows from saved predictions: the reference is loaded, nothing is predicted."""
+    rows: list[dict[str, Any]] = []
+    with PredictionReader(store.stage_dir(stage["key"]) / PREDICTIONS_FILE) as reader:
+        for entry in stage["images"]:
+            if on_image is not None:
+                on_image(entry["split"], entry["sample_id"])
+            row: dict[str, Any] = {"split": entry["split"], "sample_id": entry["sample_id"], "status": "ok"}
+            if "predict_s" in entry:
+                row["predict_s"] = entry["predict_s"]
+            if "n" not in entry:
+                row.update(status="error", error=entry.get("error") or "no saved prediction")
+                rows.append(row)
+                continue
+            try:
+                sample = dataset.load(entry["split"], entry["sample_id"])
+            except Exception as exc:  # noqa: BLE001 - a bad file fails this image, recorded
+                row.update(status="error", error=f"load: {type(exc).__name__}: {exc}",
+                           traceback=_short_traceback())
+                rows.append(row)
+                continue
+            _score_into(row, reader.get(entry["n"]), sample, specs)
+            rows.append(row)
+    return rows
+
+
+def batch_size(method: Any) -> int:
+    """Images per ``predict_batch`` call: the method's ``predict_batch_size`` when it
+    implements ``predict_batch`` itself, else 1."""
+    from harness.types import Method
+
+    own = type(method).predict_batch is not Method.predict_batch
+    return max(1, int(getattr(method, "predict_batch_size", 1))) if own else 1
+
+
+def _batches(ids: Sequence[str], size: int) -> list[list[str]]:
+    ids = list(ids)
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+def _short_traceback() -> str:
+    return traceback.format_exc(limit=-8)
 
 
 def _saved_state(method: Any) -> dict[str, bytes]:
@@ -376,34 +524,63 @@ def _saved_state(method: Any) -> dict[str, bytes]:
     return {"model.safetensors": save(arrays, metadata={"method": method.name, "version": str(method.version)})}
 
 
-def _evaluate_one(
-    dataset: Any, method: Any, split: str, sid: str, specs: Sequence[MetricSpec],
+def _evaluate_batch(
+    dataset: Any, method: Any, split: str, sids: Sequence[str], specs: Sequence[MetricSpec],
     latencies: list[float], cuda: bool,
-) -> dict[str, Any]:
-    row: dict[str, Any] = {"split": split, "sample_id": sid, "status": "ok"}
-    try:
-        sample = dataset.load(split, sid)
-    except Exception as exc:  # noqa: BLE001 - a bad file fails this image, recorded
-        row.update(status="error", error=f"load: {type(exc).__name__}: {exc}")
-        return row
-    try:
-        with Stopwatch(cuda_sync=cuda) as clock:
-            pred = method.predict(sample.image)
-        check_prediction(pred, sample, method.outputs, method.name)
-    except (MemoryError, CellTimeout):
-        raise
-    except Exception as exc:  # noqa: BLE001
-        row.update(status="error", error=f"predict: {type(exc).__name__}: {exc}")
-        return row
-    latencies.append(clock.seconds)
-    row["predict_s"] = clock.seconds
+) -> list[tuple[dict[str, Any], Prediction | None]]:
+    """Load, predict (in one ``predict_batch`` call where images share a size) and score."""
+    out: list[tuple[dict[str, Any], Prediction | None]] = []
+    samples: list[tuple[dict[str, Any], Sample]] = []
+    for sid in sids:
+        row: dict[str, Any] = {"split": split, "sample_id": sid, "status": "ok"}
+        try:
+            samples.append((row, dataset.load(split, sid)))
+        except Exception as exc:  # noqa: BLE001 - a bad file fails this image, recorded
+            row.update(status="error", error=f"load: {type(exc).__name__}: {exc}", traceback=_short_traceback())
+            out.append((row, None))
+    groups: dict[tuple[int, ...], list[tuple[dict[str, Any], Sample]]] = {}
+    for item in samples:
+        groups.setdefault(item[1].image.shape, []).append(item)
+    for group in groups.values():
+        try:
+            with Stopwatch(cuda_sync=cuda) as clock:
+                preds = (method.predict_batch([s.image for _, s in group]) if len(group) > 1
+                         else [method.predict(group[0][1].image)])
+            if len(preds) != len(group):
+                raise ValueError(f"method {method.name!r}: predict_batch returned {len(preds)} predictions "
+                                 f"for {len(group)} images")
+        except (MemoryError, CellTimeout):
+            raise
+        except Exception as exc:  # noqa: BLE001
+            for row, _ in group:
+                row.update(status="error", error=f"predict: {type(exc).__name__}: {exc}",
+                           traceback=_short_traceback())
+                out.append((row, None))
+            continue
+        per_image = clock.seconds / len(group)
+        for (row, sample), pred in zip(group, preds, strict=True):
+            try:
+                check_prediction(pred, sample, method.outputs, method.name)
+            except Exception as exc:  # noqa: BLE001
+                row.update(status="error", error=f"predict: {type(exc).__name__}: {exc}")
+                out.append((row, None))
+                continue
+            latencies.append(per_image)
+            row["predict_s"] = per_image
+            _score_into(row, pred, sample, specs)
+            out.append((row, pred))
+    order = {sid: i for i, sid in enumerate(sids)}
+    out.sort(key=lambda item: order[item[0]["sample_id"]])
+    return out
+
+
+def _score_into(row: dict[str, Any], pred: Prediction, sample: Sample, specs: Sequence[MetricSpec]) -> None:
     values, stats, errors = score_image(ImagePair(pred, sample), specs)
     row["values"] = values
     row["stats"] = stats
     if errors:
         row["metric_errors"] = errors
         row["status"] = "partial"
-    return row
 
 
 @dataclass
@@ -412,6 +589,7 @@ class RunResult:
     cells: list[CellSpec]
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     reused: int = 0
+    rescored: int = 0
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}

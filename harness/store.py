@@ -4,11 +4,15 @@ Layout under the store root (``./runs`` by default, ``$BENCH_RUNS`` or ``--store
 
     cells/<key>/cell.json      one per finished cell: status, timings, memory, split values
     cells/<key>/images.jsonl   one row per evaluated image: metric values and statistics
-    cells/<key>/model.safetensors   the fitted state of a method that learns
+    predictions/<pkey>/stage.json        the predict stage of a cell: fit and predict timings,
+                               the index of saved images, checksums of the files beside it
+    predictions/<pkey>/predictions.npz   every evaluated image's prediction (lossless, compressed)
+    predictions/<pkey>/model.safetensors the fitted state of a method that learns
     work/<key>/                scratch space of a cell while it runs (checkpoints)
     cells/.tmp-*               cells being written, named with the writer's pid (ignored;
                                removed once the writer is dead or after TEMP_MAX_AGE_S)
     cells/.locks/<key>.lock    per-cell lock files (``flock``) serialising writers of one cell
+                               (``predictions/.tmp-*`` and ``predictions/.locks`` likewise)
     <run_id>/run.json          what a ``bench run`` asked for, its provenance and cell keys
     LATEST                     the id of the most recent run
     cache/file-hashes.json     content hashes of dataset files, by (path, size, mtime_ns)
@@ -17,7 +21,12 @@ A cell directory is assembled under a temporary name and renamed into place in o
 cell is either completely present or absent: a run killed at any moment (even SIGKILL) leaves no
 partial cell that looks finished, and re-running recomputes exactly the missing cells.  Cells are
 content-addressed by their key, so runs that share cells (on one machine or copied from several)
-share records: merging stores is copying ``cells/`` directories.
+share records: merging stores is copying ``cells/`` and ``predictions/`` directories.
+
+A cell has two stages.  The *predict* stage (fit, then predict every evaluation image) is keyed
+without the metrics and keeps the predictions; the *score* stage (``cells/<key>``) is keyed by
+the predict stage plus the metric set.  A new or upgraded metric therefore rescores saved
+predictions and never refits or re-predicts.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -37,7 +47,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: cells name their predict stage (``predict_key``); stages are stored
 FINISHED = ("done", "skipped")
 TEMP_MAX_AGE_S = 3600.0  # a temporary cell folder older than this is a leftover, whoever wrote it
 _TEMP_NAME = re.compile(r"^\.tmp-(?:old-)?.+-(\d+)-[0-9a-f]{8}$")
@@ -48,8 +58,9 @@ class DamagedCellWarning(UserWarning):
     """A stored cell failed its integrity check; it is treated as absent and recomputed."""
 
 
-def _report(path: Path, problem: str) -> None:
-    message = f"damaged cell record {path}: {problem}; treating the cell as absent (it will be recomputed)"
+def _report(path: Path, problem: str, kind: str = "cell record") -> None:
+    what = "cell" if kind == "cell record" else kind
+    message = f"damaged {kind} {path}: {problem}; treating the {what} as absent (it will be recomputed)"
     if message not in _REPORTED:
         _REPORTED.add(message)
         warnings.warn(message, DamagedCellWarning, stacklevel=4)
@@ -274,10 +285,14 @@ class Store:
                 return self.cell_dir(key)
             return self._write_cell_locked(key, record, images, files)
 
-    @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
+    def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
         """An exclusive advisory lock (``fcntl.flock``) on one cell key, across processes."""
-        locks = self.cells_dir / ".locks"
+        return self._lock(self.cells_dir, key)
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _lock(pool: Path, key: str) -> Iterator[None]:
+        locks = pool / ".locks"
         locks.mkdir(parents=True, exist_ok=True)
         with open(locks / f"{key}.lock", "a") as fh:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
@@ -319,15 +334,99 @@ class Store:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
 
+    # ---- predict stages ---------------------------------------------------------------
+
+    @property
+    def predictions_dir(self) -> Path:
+        return self.root / "predictions"
+
+    def stage_dir(self, pkey: str) -> Path:
+        return self.predictions_dir / pkey
+
+    def new_stage(self, pkey: str) -> Path:
+        """A private temporary folder in which a predict stage is assembled (streamed into);
+        :meth:`commit_stage` renames it into place, :func:`shutil.rmtree` discards it."""
+        self.predictions_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.predictions_dir / f".tmp-{pkey}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        return tmp
+
+    def commit_stage(self, pkey: str, tmp: Path, record: Mapping[str, Any], *, replace: bool = False) -> Path:
+        """Store an assembled predict stage: checksums of every file in ``tmp`` go into its
+        ``stage.json``, then one rename under the stage's lock.  An intact stage another
+        writer committed meanwhile is kept (the same key holds the same predictions) unless
+        ``replace`` (a forced re-run)."""
+        try:
+            files = {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+                     for p in sorted(tmp.iterdir()) if p.is_file() and p.name != "stage.json"}
+            write_json_atomic(tmp / "stage.json", {"schema": SCHEMA_VERSION, **record, "key": pkey, "files": files})
+            with self._lock(self.predictions_dir, pkey):
+                final = self.stage_dir(pkey)
+                if not replace and self.stage(pkey) is not None:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return final
+                if final.exists():  # a damaged or replaced stage: move it aside
+                    trash = self.predictions_dir / f".tmp-old-{pkey}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                    os.rename(final, trash)
+                    shutil.rmtree(trash, ignore_errors=True)
+                os.rename(tmp, final)
+                return final
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def stage(self, pkey: str) -> dict[str, Any] | None:
+        """A predict stage's record when it is present and intact (every file it lists has its
+        size and sha256), else ``None``; damage is reported once, naming the file."""
+        folder = self.stage_dir(pkey)
+        path = folder / "stage.json"
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            _report(path, f"unreadable JSON ({exc})", kind="predict stage")
+            return None
+        if (not isinstance(record, dict) or not isinstance(record.get("files"), dict)
+                or not isinstance(record.get("images"), list)):
+            _report(path, "not a predict-stage record (an object with 'files' and 'images')", kind="predict stage")
+            return None
+        for name, want in record["files"].items():
+            file = folder / name
+            try:
+                size = file.stat().st_size
+            except OSError:
+                _report(file, "missing", kind="predict stage")
+                return None
+            if not isinstance(want, dict) or size != want.get("bytes") or sha256_file(file) != want.get("sha256"):
+                _report(file, "size or checksum differs from stage.json (truncated or edited)", kind="predict stage")
+                return None
+        return record
+
+    def cell_file(self, key: str, name: str) -> Path | None:
+        """A file of a cell's results (``model.safetensors``, ``predictions.npz``): in the cell
+        folder, else in its intact predict stage; ``None`` when neither has it."""
+        own = self.cell_dir(key) / name
+        if own.is_file():
+            return own
+        record = self.cell(key)
+        pkey = (record or {}).get("predict_key")
+        if pkey and self.stage(pkey) is not None and (self.stage_dir(pkey) / name).is_file():
+            return self.stage_dir(pkey) / name
+        return None
+
+    # ---- temporary folders --------------------------------------------------------------
+
     def clean_partial(self, max_age_s: float = TEMP_MAX_AGE_S) -> int:
-        """Remove leftovers of cells whose writing was interrupted: temporary folders whose
-        writer process is dead, or older than ``max_age_s``; a live writer's folder is left
-        alone.  Returns how many were removed."""
-        if not self.cells_dir.is_dir():
-            return 0
+        """Remove leftovers of cells and predict stages whose writing was interrupted:
+        temporary folders whose writer process is dead, or older than ``max_age_s``; a live
+        writer's folder is left alone.  Returns how many were removed."""
         now = time.time()
         removed = 0
-        for path in self.cells_dir.iterdir():
+        temps = [p for d in (self.cells_dir, self.predictions_dir) if d.is_dir() for p in d.iterdir()]
+        for path in temps:
             if not path.name.startswith(".tmp-"):
                 continue
             match = _TEMP_NAME.match(path.name)
@@ -370,5 +469,23 @@ class Store:
         if not path.is_file():
             known = sorted(p.parent.name for p in self.root.glob("*/run.json"))
             raise FileNotFoundError(f"no run {run_id!r} in {self.root}; runs: {', '.join(known) or '(none)'}")
-        with open(path) as fh:
-            return json.load(fh)  # type: ignore[no-any-return]
+        try:
+            manifest = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise FileNotFoundError(f"run manifest {path} is unreadable ({exc}); re-run it with "
+                                    f"'bench run --run-id {run_id}'") from None
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("cells"), list):
+            raise FileNotFoundError(f"run manifest {path} is not a run record (no 'cells' list)")
+        return recognise_aborted(manifest)
+
+
+def recognise_aborted(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest still ``running`` whose process on this machine is gone is ``aborted`` (a
+    killed run writes nothing on its way out)."""
+    if manifest.get("status") != "running":
+        return manifest
+    pid, host = manifest.get("pid"), manifest.get("host")
+    if isinstance(pid, int) and host == socket.gethostname() and not _alive(pid):
+        return {**manifest, "status": "aborted",
+                "aborted": f"its process (pid {pid}) ended without finishing it (killed?)"}
+    return manifest

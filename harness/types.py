@@ -246,6 +246,12 @@ class Method(Plugin, abc.ABC):
     learns: ClassVar[bool] = False
     requires: ClassVar[frozenset[str]] = frozenset()
     uses_gpu: ClassVar[bool] = False
+    #: Packages whose versions can change this method's results; their versions join the key
+    #: of its predict stage (the deep methods name torch and torchvision).
+    result_packages: ClassVar[tuple[str, ...]] = ()
+    #: Images per :meth:`predict_batch` call in ``bench run`` (used only when the method
+    #: overrides ``predict_batch``); latency is still reported per image.
+    predict_batch_size: ClassVar[int] = 1
     #: Parameters the conformance kit uses instead of the defaults (e.g. a tiny network).
     conformance_params: ClassVar[Mapping[str, Any]] = {}
 

@@ -377,8 +377,8 @@ def _stored_state(store_path: Path, run_id: str, method: str, dataset: str | Non
             continue
         if dataset and record.get("dataset") != dataset:
             continue
-        path = store.cell_dir(key) / "model.safetensors"
-        if path.is_file():
+        path = store.cell_file(key, "model.safetensors")
+        if path is not None:
             return dict(load_file(path))
     raise click.BadParameter(f"run {run_id!r} in {store_path} has no finished cell of method {method!r} "
                              "with a stored model; profile it untrained (drop --run) or run it first",

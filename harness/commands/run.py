@@ -54,13 +54,15 @@ from harness.types import BUDGETS
 @click.option("--run-id", default=None, help="Name of this run (default: timestamp).")
 @click.option("--quiet", is_flag=True, help="No progress bar or table.")
 @click.option("--allow-errors", is_flag=True, help="Exit 0 even when cells errored (sweeps that tolerate failures).")
+@click.option("--save-probabilities", is_flag=True,
+              help="Keep probability maps with the saved predictions (large; label maps are always kept).")
 @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Suite file (TOML): datasets, methods, seeds, metrics, budget, executor; flags given override it.")
 @click.pass_context
 def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics: str | None, budget: str, device: str,
             executor: str | None, executor_option: tuple[str, ...], jobs: int, cell_timeout: float | None, force: bool, store_path: Path,
-            run_id: str | None, quiet: bool, allow_errors: bool, gpus: str | None, config: Path | None,
-            **backend_flags: Any) -> None:
+            run_id: str | None, quiet: bool, allow_errors: bool, save_probabilities: bool, gpus: str | None,
+            config: Path | None, **backend_flags: Any) -> None:
     """Fit, predict, score and profile every cell; finished cells are reused."""
     registry = registry_from(ctx)
     suite = load_suite(config, list(registry.datasets), list(registry.methods)) if config else None
@@ -120,7 +122,7 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
         def on_event(kind: str, cell: CellSpec, record: Mapping[str, Any] | None) -> None:
             if progress.tasks[task].total is None:
                 progress.update(task, total=0)
-            if kind == "submitted":
+            if kind in ("submitted", "rescoring"):
                 progress.update(task, total=(progress.tasks[task].total or 0) + 1,
                                 description=f"{cell.dataset} · {cell.label} · seed {cell.seed}")
                 return
@@ -138,11 +140,12 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
         result = run_benchmark(registry, ds, ms, seed_list, budget=budget, device=device, metrics=chosen,
                                executor=executor, executor_options=options, jobs=jobs,
                                method_budgets=method_budgets, suite=suite.record() if suite else None, cell_timeout=cell_timeout, force=force,
-                               store=store, run_id=run_id, on_event=on_event)
+                               save_probabilities=save_probabilities, store=store, run_id=run_id, on_event=on_event)
     if not quiet:
         show(registry, store, store.run(result.run_id), chosen)
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(result.counts().items()))
-    console.print(f"run {result.run_id} in {store.root}: {summary} ({result.reused} reused); "
+    console.print(f"run {result.run_id} in {store.root}: {summary} ({result.reused} reused, "
+                  f"{result.rescored} rescored from saved predictions); "
                   f"'bench leaderboard --run {result.run_id}' writes the versioned leaderboard")
     if errored and not allow_errors:
         console.print(f"[red]error:[/] {len(errored)} cell(s) failed: {'; '.join(errored)}; "

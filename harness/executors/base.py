@@ -101,3 +101,23 @@ def cell_payload(store: Store, key: str) -> tuple[dict[str, Any], list[dict[str,
     files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())
              if p.is_file() and p.name not in ("cell.json", "images.jsonl")}
     return record, store.images(key), files
+
+
+def stage_payload(store: Store, pkey: str) -> tuple[dict[str, Any], dict[str, bytes]] | None:
+    """A stored predict stage as (record, files) for :func:`put_stage` in another store."""
+    record = store.stage(pkey) if pkey else None
+    if record is None:
+        return None
+    folder = store.stage_dir(pkey)
+    return record, {name: (folder / name).read_bytes() for name in record["files"]}
+
+
+def put_stage(store: Store, pkey: str, payload: tuple[Mapping[str, Any], Mapping[str, bytes]] | None) -> None:
+    """Store a predict stage carried from another store (checksums recomputed on commit)."""
+    if payload is None or store.stage(pkey) is not None:
+        return
+    record, files = payload
+    tmp = store.new_stage(pkey)
+    for name, data in files.items():
+        (tmp / Path(name).name).write_bytes(data)
+    store.commit_stage(pkey, tmp, {k: v for k, v in record.items() if k not in ("files", "key", "schema")})

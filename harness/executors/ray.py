@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.executors.base import Executor, cell_payload, error_record
+from harness.executors.base import Executor, cell_payload, error_record, put_stage, stage_payload
 from harness.runner import CellSpec, execute_cell, spec_from_dict, spec_to_dict
 from harness.store import Store
 from harness.types import PluginError
@@ -50,7 +50,7 @@ def _cell_task(spec: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
     yield ("started", ray.get_runtime_context().get_node_id(), os.getpid())
     with tempfile.TemporaryDirectory(prefix="segbench-cell-") as tmp:
         execute_cell(cell, tmp, registry)
-        yield ("done", cell_payload(Store(tmp), cell.key))
+        yield ("done", (*cell_payload(Store(tmp), cell.key), stage_payload(Store(tmp), cell.predict_key)))
 
 
 class RayExecutor(Executor):
@@ -135,7 +135,8 @@ class RayExecutor(Executor):
                     if item[0] != "done":
                         yield cell, error_record(cell, "ray task ended without a result", store.root)
                         continue
-                    record, images, files = item[1]
+                    record, images, files, stage = item[1]
+                    put_stage(store, cell.predict_key, stage)  # the predictions first, then the cell
                     store.write_cell(cell.key, record, images, files)
                     yield cell, record
                 if time.monotonic() >= next_check:  # a task no node can ever run would wait forever

@@ -65,6 +65,8 @@ def test_sigkill_half_way_then_resume_equals_a_clean_run(tmp_path: Path) -> None
     proc.wait()
     n_before = len(list(cells.glob("*/cell.json")))
     assert 2 <= n_before < 6, "the run must be killed half-way for this test to mean anything"
+    killed_run = Store(killed / "runs").run()  # the manifest on disk still says running
+    assert killed_run["status"] == "aborted" and str(proc.pid) in killed_run["aborted"]
     assert _bench(*args, cwd=killed).wait() == 0
     assert _bench(*args, cwd=clean).wait() == 0
     a, b = Store(killed / "runs"), Store(clean / "runs")
@@ -82,3 +84,23 @@ def test_sigkill_half_way_then_resume_equals_a_clean_run(tmp_path: Path) -> None
 def test_registry_fixture_is_not_shared(registry: Registry) -> None:
     assert "decode" in registry.methods
     assert "decode" not in build_registry(warn=False).methods
+
+
+def test_an_interrupted_run_is_recorded_as_aborted(tmp_path: Path) -> None:
+    registry = build_registry(warn=False)
+    store = Store(tmp_path / "runs")
+
+    def interrupt(kind, cell, record):  # type: ignore[no-untyped-def]
+        if kind == "finished":
+            raise KeyboardInterrupt
+
+    try:
+        run_benchmark(registry, [SYNTH], [("otsu", {}), ("otsu", {"min_size": 30})], [0], metrics=["dice"],
+                      store=store, on_event=interrupt)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the interrupt must reach the caller")
+    manifest = store.run()
+    assert manifest["status"] == "aborted" and manifest["aborted"] == "KeyboardInterrupt"
+    assert manifest["counts"] == {"done": 1}

@@ -122,5 +122,5 @@ def test_learning_method_is_fitted_timed_and_its_state_saved_without_pickle(regi
     assert record["status"] == "done" and record["fit_s"] >= 0
     # the training image's square has value 3, so level = 3 and both test images (ids 5 and 44) are found
     assert record["splits"]["test"]["dice"]["value"] == 1.0
-    state = load_file(str(store.cell_dir(key) / "model.safetensors"))
+    state = load_file(str(store.cell_file(key, "model.safetensors")))
     assert state["level"].tolist() == [3.0]
