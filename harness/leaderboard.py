@@ -44,7 +44,7 @@ class RankedMetric:
 @dataclass
 class Row:
     entry: str
-    source: str  # measured | published
+    source: str  # measured | submitted (predictions scored with bench score) | published
     status: str = "ok"
     method: str = ""
     params: dict[str, Any] = field(default_factory=dict)
@@ -93,7 +93,8 @@ def measured_rows(
                             status=f"missing: {len(gone)} of {len(gone) + len(records)} cells have no intact result"))
             continue
         records = sorted(records, key=lambda r: r["seed"])
-        row = Row(entry=label, source="measured", method=records[0]["method"], params=records[0]["params"],
+        row = Row(entry=label, source="submitted" if records[0].get("submitted") else "measured",
+                  method=records[0]["method"], params=records[0]["params"],
                   seeds=[r["seed"] for r in records], device=records[0].get("device", ""),
                   budget=records[0].get("budget", "") if records[0].get("learns") else "")
         bad = [r for r in records if r["status"] != "done"]
@@ -175,7 +176,7 @@ def rank(rows: list[Row], metrics: Sequence[RankedMetric]) -> list[dict[str, Any
 def _base(row: Row, metrics: Sequence[RankedMetric]) -> dict[str, Any]:
     d: dict[str, Any] = {
         "rank": "", "entry": row.entry, "source": row.source, "status": row.status, "method": row.method,
-        "params": json.dumps(row.params, sort_keys=True) if row.source == "measured" else "",
+        "params": json.dumps(row.params, sort_keys=True) if row.source != "published" else "",
         "seeds": " ".join(map(str, row.seeds)), "budget": row.budget,
     }
     for m in metrics:

@@ -221,7 +221,7 @@ def annotate(
         seeds = images.get(entry, {})
         return bool(seeds) and all(s in seeds[k] for k in seeds for s in splits)
 
-    measured = [r for r in rankable if r["source"] == "measured" and complete(r["entry"])]
+    measured = [r for r in rankable if r["source"] in ("measured", "submitted") and complete(r["entry"])]
     ids: dict[str, list[str]] = {}
     for split in splits:
         found = [set(images[r["entry"]][k][split]) for r in measured for k in images[r["entry"]]]

@@ -11,7 +11,7 @@ from harness.commands.profile import bench_profile_columns  # noqa: F401 - the b
 from harness.executors import bench_register_executors  # noqa: F401 - the built-in executors
 from harness.hookspecs import hookimpl
 
-MODULES = ("inspect", "run", "leaderboard", "check", "data", "report", "profile", "show")
+MODULES = ("inspect", "run", "leaderboard", "check", "data", "report", "profile", "show", "score")
 
 
 @hookimpl

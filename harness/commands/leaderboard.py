@@ -35,7 +35,7 @@ def rich_table(title: str, rows: Sequence[Mapping[str, Any]], provenance: Mappin
         table.add_column(col, justify="right")
     table.add_column("status", no_wrap=True, overflow="ellipsis", max_width=60)
     for r in rows:
-        cells = [str(r["rank"]), r["entry"] + (" †" if r["source"] == "published" else "")]
+        cells = [str(r["rank"]), r["entry"] + {"published": " †", "submitted": " ‡"}.get(r["source"], "")]
         for m in metrics:
             for split in m["splits"]:
                 cells += [str(r[f"{m['name']}.{split}.score"]), str(r[f"{m['name']}.{split}.rank"])]

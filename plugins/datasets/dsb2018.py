@@ -255,6 +255,14 @@ class DSB2018(FileDataset):
         return Sample(id=sample_id, image=image, instances=instances, meta=meta)
 
     # ---- verification ---------------------------------------------------------------
+    def read_submission(self, path: Path):  # type: ignore[no-untyped-def]
+        """A Kaggle-style submission CSV (``ImageId,EncodedPixels``, one row per nucleus, RLE
+        as in the competition) for ``bench score``: image id → decoder taking the image's
+        (height, width)."""
+        rows = read_rle_csv(Path(path), self.name)
+        return {image_id: (lambda shape, r=r: decode_rows(r, shape, Path(path), self.name))
+                for image_id, r in rows.items()}
+
     def check_layout(self) -> list[str]:
         problems = []
         n_masks = 0

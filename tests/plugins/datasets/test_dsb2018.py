@@ -314,3 +314,30 @@ def test_data_info_states_the_protocol(dsb_copy: Path) -> None:
         "ImageId,EncodedPixels,Height,Width,Usage\n" + "d" * 64 + ",1 2,12,10,Public\n"
     )
     assert protocol().startswith("stage1: fit on stage1_train")
+
+
+def test_a_submission_csv_is_read_for_bench_score(dsb_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    from harness.store import Store
+    from harness.submitted import SubmissionError, import_predictions
+    from plugins.datasets.rle import rle_encode
+
+    ds = DSB2018(root=dsb_copy)
+    test_ids = ds.sample_ids("test")
+    lines = ["ImageId,EncodedPixels"]
+    for image_id in test_ids:
+        reference = ds.load("test", image_id).instances
+        lines += [f"{image_id},{rle_encode(reference == k)}" for k in np.unique(reference) if k]
+    csv_path = tmp_path_factory.mktemp("sub") / "submission.csv"
+    csv_path.write_text("\n".join(lines) + "\n")
+    decoders = ds.read_submission(csv_path)
+    assert sorted(decoders) == sorted(test_ids)
+    for image_id in test_ids:
+        np.testing.assert_array_equal(decoders[image_id]((12, 10)), ds.load("test", image_id).instances)
+
+    store = Store(tmp_path_factory.mktemp("runs"))
+    stage = import_predictions(store, "k1", csv_path, ds, "instances", "rle")
+    assert [e["sample_id"] for e in stage["images"]] == test_ids and store.stage("k1") is not None
+
+    csv_path.write_text("\n".join(line for line in lines if not line.startswith(test_ids[0])) + "\n")
+    with pytest.raises(SubmissionError, match=f"1 evaluation images have no rows \\({test_ids[0]}\\)"):
+        import_predictions(store, "k2", csv_path, ds, "instances", "rle")
