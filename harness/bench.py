@@ -23,6 +23,7 @@ from harness.executors import get_executor
 from harness.leaderboard import RankedMetric, measured_rows, rank, reference_rows, to_csv
 from harness.plugins import Registry, unknown_message
 from harness.provenance import provenance
+from harness.records import CellRecord
 from harness.runner import CellSpec, RunResult, execute_cell, plan
 from harness.store import Store
 from harness.types import BUDGETS, PluginError
@@ -181,7 +182,9 @@ def run_benchmark(
     try:
         for cell in cells:
             if not force and store.is_finished(cell.key):
-                result.records[cell.key] = store.cell(cell.key) or {}
+                stored = store.cell(cell.key)
+                assert stored is not None  # is_finished read it
+                result.records[cell.key] = stored
                 result.reused += 1
                 if on_event:
                     on_event("reused", cell, result.records[cell.key])
@@ -215,9 +218,10 @@ def run_benchmark(
 
 def _finished(result: RunResult, cell: CellSpec, record: Mapping[str, Any], hook: Any,
               on_event: Callable[[str, CellSpec, Mapping[str, Any] | None], None] | None) -> None:
-    result.records[cell.key] = dict(record)
+    typed = record if isinstance(record, CellRecord) else CellRecord.from_json({"key": cell.key, **record})
+    result.records[cell.key] = typed
     if hook is not None:
-        hook.bench_cell_finished(cell=cell.describe(), record=record)
+        hook.bench_cell_finished(cell=cell.describe(), record=typed)
     if on_event:
         on_event("finished", cell, record)
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import click
 
     from harness.executors.base import Executor
+    from harness.records import CellRecord
     from harness.types import Dataset, Method, MetricSpec
 
 PROJECT = "segbench"
@@ -97,15 +98,17 @@ def bench_cell_started(cell: Mapping[str, Any]) -> None:
 
 
 @hookspec
-def bench_cell_finished(cell: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+def bench_cell_finished(cell: Mapping[str, Any], record: CellRecord) -> None:
     """Called in the driving process when a cell's record is stored (done, error or skipped).
 
-    ``record`` is the stored per-cell record (``status``, ``error``, timings, split values)::
+    ``record`` is the stored :class:`harness.records.CellRecord`: typed fields (``status``, a
+    :class:`~harness.records.Status`; ``error``, ``key``, ``predict_key``…) and, as a
+    read-only mapping, everything else it holds (timings, memory, split values)::
 
         @hookimpl
         def bench_cell_finished(cell, record):
-            if record["status"] == "error":
-                notify(cell["key"], record["error"])
+            if record.status is Status.ERROR:
+                notify(record.key, record.error, record.get("traceback"))
     """
 
 

@@ -29,6 +29,7 @@ from harness.plugins import Registry, build_registry
 from harness.predictions import FILE_NAME as PREDICTIONS_FILE
 from harness.predictions import PredictionReader, PredictionWriter
 from harness.profiler import PeakMemory, Stopwatch, latency_summary
+from harness.records import SCHEMA_VERSION, CellRecord
 from harness.store import FileHashCache, Store
 from harness.types import BUDGETS, ImagePair, MetricSpec, Prediction, RunContext, Sample, with_implied
 
@@ -324,8 +325,9 @@ def execute_cell(
     registry: Registry | None = None,
     on_image: Callable[[str, str], None] | None = None,
     on_start: Callable[[], None] | None = None,
-) -> dict[str, Any]:
-    """Run one cell and store its record; never raises for a failure of the cell itself.
+) -> CellRecord:
+    """Run one cell and store its record (returned typed); never raises for a failure of the
+    cell itself.
 
     Two stages: when the store holds the cell's intact predict stage (``spec.predict_key``),
     the saved predictions are scored and nothing is fitted or predicted; otherwise the method
@@ -368,7 +370,7 @@ def execute_cell(
             if reason:
                 record.update(status="skipped", error=reason, finished=_now())
                 store.write_cell(spec.key, record, [])
-                return record
+                return CellRecord.from_json({"schema": SCHEMA_VERSION, **record, "key": spec.key})
             if on_start is not None:
                 on_start()
             rows, stage_record = _predict_stage(spec, store, dataset, method, specs, on_image,
@@ -393,7 +395,7 @@ def execute_cell(
             record["traceback"] = traceback.format_exc(limit=-20)
     record["finished"] = _now()
     store.write_cell(spec.key, record, rows)
-    return record
+    return CellRecord.from_json({"schema": SCHEMA_VERSION, **record, "key": spec.key})
 
 
 #: What a cell's record copies from its predict stage (fit and predict timings, memory).
@@ -444,8 +446,8 @@ def _predict_stage(
                             if on_image is not None:
                                 on_image(split, sid)
                         for row, pred in _evaluate_batch(dataset, method, split, group, specs, latencies, cuda):
-                            entry = {k: row[k] for k in ("split", "sample_id", "status", "error", "predict_s")
-                                     if k in row}
+                            entry: dict[str, Any] = {k: row[k] for k in ("split", "sample_id", "status", "error",
+                                                                         "predict_s") if k in row}
                             if pred is not None:
                                 entry["n"], entry["fields"] = writer.add(pred)
                             index.append(entry)
@@ -587,7 +589,7 @@ def _score_into(row: dict[str, Any], pred: Prediction, sample: Sample, specs: Se
 class RunResult:
     run_id: str
     cells: list[CellSpec]
-    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: dict[str, CellRecord] = field(default_factory=dict)
     reused: int = 0
     rescored: int = 0
 

@@ -47,8 +47,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 3  # 3: cells name their predict stage (``predict_key``); stages are stored
-FINISHED = ("done", "skipped")
+from harness.records import SCHEMA_VERSION, CellRecord, ImageResult, RecordError
+
+FINISHED = ("done", "skipped")  # Status.finished
 TEMP_MAX_AGE_S = 3600.0  # a temporary cell folder older than this is a leftover, whoever wrote it
 _TEMP_NAME = re.compile(r"^\.tmp-(?:old-)?.+-(\d+)-[0-9a-f]{8}$")
 _REPORTED: set[str] = set()  # damage already warned about (once per file and problem)
@@ -204,8 +205,8 @@ class Store:
     def cell_dir(self, key: str) -> Path:
         return self.cells_dir / key
 
-    def cell(self, key: str) -> dict[str, Any] | None:
-        """The cell's record, or ``None`` when it is absent or fails its integrity check
+    def cell(self, key: str) -> CellRecord | None:
+        """The cell's typed record, or ``None`` when it is absent or fails its integrity check
         (reported once as a :class:`DamagedCellWarning` naming the file)."""
         loaded = self._load(key)
         return None if loaded is None else loaded[0]
@@ -215,11 +216,16 @@ class Store:
         return record is not None and record.get("status") in FINISHED
 
     def images(self, key: str) -> list[dict[str, Any]]:
-        """The cell's per-image rows; empty when the cell is absent or damaged."""
+        """The cell's per-image rows as stored (JSON objects, each checked as an
+        :class:`ImageResult`); empty when the cell is absent or damaged."""
         loaded = self._load(key)
         return [] if loaded is None else loaded[1]
 
-    def _load(self, key: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    def image_results(self, key: str) -> list[ImageResult]:
+        """The cell's per-image rows, typed."""
+        return [ImageResult.from_json(row) for row in self.images(key)]
+
+    def _load(self, key: str) -> tuple[CellRecord, list[dict[str, Any]]] | None:
         """Read and check a cell.  A cell that looks absent or damaged while a writer may be
         replacing it is read again once that writer is done (a shared lock on the cell's lock
         file), so a replace is never seen as a missing or damaged cell."""
@@ -241,7 +247,7 @@ class Store:
 
     def _read(
         self, key: str
-    ) -> tuple[tuple[dict[str, Any], list[dict[str, Any]]] | None, tuple[Path, str] | None]:
+    ) -> tuple[tuple[CellRecord, list[dict[str, Any]]] | None, tuple[Path, str] | None]:
         """The cell's (record, rows), or ``None`` and what is wrong (``None``: absent)."""
         folder = self.cell_dir(key)
         path = folder / "cell.json"
@@ -253,9 +259,10 @@ class Store:
             return None, None
         except (OSError, UnicodeDecodeError, ValueError) as exc:
             return None, (path, f"unreadable JSON ({exc})")
-        if (not isinstance(record, dict) or not isinstance(record.get("status"), str)
-                or not isinstance(record.get("schema", 1), int)):
-            return None, (path, "not a cell record (an object with a text 'status' and a numeric 'schema')")
+        try:
+            typed = CellRecord.from_json(record)
+        except RecordError as exc:
+            return None, (path, f"not a valid cell record ({exc})")
         rows_path = folder / "images.jsonl"
         try:
             raw = rows_path.read_bytes() if rows_path.is_file() else b""
@@ -264,13 +271,19 @@ class Store:
         problem = _check_rows(record, raw)
         if problem:
             return None, (rows_path, problem)
-        return (record, [json.loads(line) for line in raw.splitlines() if line.strip()]), None
+        rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
+        for number, row in enumerate(rows, 1):
+            try:
+                ImageResult.from_json(row)
+            except RecordError as exc:
+                return None, (rows_path, f"line {number}: {exc}")
+        return (typed, rows), None
 
     def write_cell(
         self,
         key: str,
-        record: Mapping[str, Any],
-        images: Iterable[Mapping[str, Any]],
+        record: CellRecord | Mapping[str, Any],
+        images: Iterable[ImageResult | Mapping[str, Any]],
         files: Mapping[str, bytes] | None = None,
         *,
         replace_finished: bool = True,
@@ -278,7 +291,15 @@ class Store:
         """Atomically store one cell (record, image rows, extra files such as the fitted
         model): assemble in a temporary directory, then rename, holding the cell's lock so
         concurrent writers of one key take turns.  With ``replace_finished=False`` a cell that
-        another writer finished meanwhile is kept (and counts as success)."""
+        another writer finished meanwhile is kept (and counts as success).  Records and rows
+        are checked as :class:`CellRecord` / :class:`ImageResult` first: a writer never stores
+        what a reader would call damaged."""
+        data = record.to_json() if isinstance(record, CellRecord) else dict(record)
+        rows = [row.to_json() if isinstance(row, ImageResult) else dict(row) for row in images]
+        CellRecord.from_json({"schema": SCHEMA_VERSION, **data, "key": key})
+        for row in rows:
+            ImageResult.from_json(row)
+        record, images = data, rows
         self.cells_dir.mkdir(parents=True, exist_ok=True)
         with self.lock(key):
             if not replace_finished and self.is_finished(key):
@@ -412,7 +433,7 @@ class Store:
         if own.is_file():
             return own
         record = self.cell(key)
-        pkey = (record or {}).get("predict_key")
+        pkey = record.predict_key if record is not None else ""
         if pkey and self.stage(pkey) is not None and (self.stage_dir(pkey) / name).is_file():
             return self.stage_dir(pkey) / name
         return None

@@ -372,10 +372,10 @@ def _stored_state(store_path: Path, run_id: str, method: str, dataset: str | Non
     store = Store(store_path)
     run = store.run(run_id)
     for key in run.get("cells", []):
-        record = store.cell(key) or {}
-        if record.get("method") != method or record.get("status") != "done":
+        record = store.cell(key)
+        if record is None or record.method != method or record.status != "done":
             continue
-        if dataset and record.get("dataset") != dataset:
+        if dataset and record.dataset != dataset:
             continue
         path = store.cell_file(key, "model.safetensors")
         if path is not None:

@@ -16,6 +16,7 @@ import harness
 from harness.bench import dataset_info, parse_specs
 from harness.cli import registry_from
 from harness.provenance import provenance
+from harness.records import Status
 from harness.runner import CellSpec, applicable_metrics, cell_key, dataset_content, execute_cell
 from harness.store import Store
 from harness.submitted import SubmissionError, content_sha256, export_stage, import_predictions
@@ -81,8 +82,8 @@ def score_cmd(ctx: click.Context, dataset_text: str, source: Path, name: str | N
                     provenance={"submitted": True, "predictions_sha256": files_sha, "dataset_content": content,
                                 "source": str(source)})
     record = store.cell(key) if store.is_finished(key) else execute_cell(spec, store.root, registry)
-    if record is None or record.get("status") != "done":
-        raise click.ClickException(f"scoring {source} failed: {(record or {}).get('error')}")
+    if record is None or record.status is not Status.DONE:
+        raise click.ClickException(f"scoring {source} failed: {record.error if record else 'no record'}")
     if run is None:
         run_id = dt.datetime.now().strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         run = {"status": "finished", "cells": [], "cell_specs": [], "datasets": [[ds_name, dict(ds_params)]],

@@ -66,7 +66,7 @@ class Executor(abc.ABC):
         self._pending.append(cell)
 
     @abc.abstractmethod
-    def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
+    def as_completed(self) -> Iterator[tuple[CellSpec, Mapping[str, Any]]]:
         """Run what was submitted; yield (cell, stored record) as each one finishes."""
 
     def cancel(self) -> None:
@@ -94,9 +94,10 @@ def error_record(cell: CellSpec, message: str, store_root: str | Path) -> dict[s
 
 def cell_payload(store: Store, key: str) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, bytes]]:
     """A stored cell as (record, image rows, other files) for ``Store.write_cell`` elsewhere."""
-    record = store.cell(key)
-    if record is None:
+    typed = store.cell(key)
+    if typed is None:
         raise RuntimeError(f"cell {key} wrote no record")
+    record = typed.to_json()
     folder = store.cell_dir(key)
     files = {p.name: p.read_bytes() for p in sorted(folder.iterdir())
              if p.is_file() and p.name not in ("cell.json", "images.jsonl")}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,7 +41,7 @@ class LocalExecutor(Executor):
     description = "one cell after another in this process (time limit: a signal, soft)"
     on_image: Callable[[str, str], None] | None = None
 
-    def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
+    def as_completed(self) -> Iterator[tuple[CellSpec, Mapping[str, Any]]]:
         while self._pending and not self._cancelled:
             cell = self._pending.pop(0)
             with time_limit(self.cell_timeout):

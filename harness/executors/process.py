@@ -63,7 +63,7 @@ class ProcessExecutor(Executor):
         self._gpu_of[cell.key] = gpu
         return gpu
 
-    def _annotate(self, store: Store, key: str, record: dict[str, Any]) -> dict[str, Any]:
+    def _annotate(self, store: Store, key: str, record: Mapping[str, Any]) -> Mapping[str, Any]:
         """Add the pinned GPU (and whether another cell ran on it meanwhile) to a stored cell."""
         gpu = self._gpu_of.get(key)
         if gpu is None:
@@ -73,7 +73,7 @@ class ProcessExecutor(Executor):
         store.write_cell(key, stored, images, files)
         return stored
 
-    def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
+    def as_completed(self) -> Iterator[tuple[CellSpec, Mapping[str, Any]]]:
         ctx = mp.get_context("spawn")
         store = Store(self.store_root)
         if self.gpus and self.jobs > len(self.gpus) and any(c.device.startswith("cuda") for c in self._pending):

@@ -98,7 +98,7 @@ class RayExecutor(Executor):
                      log_to_driver=False, logging_level=logging.WARNING)
         return True
 
-    def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
+    def as_completed(self) -> Iterator[tuple[CellSpec, Mapping[str, Any]]]:
         import ray
         from ray.exceptions import RayError
 

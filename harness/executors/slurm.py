@@ -44,7 +44,7 @@ def _checkpointable() -> type:
 class SlurmCell(_checkpointable()):  # type: ignore[misc]
     """One array task: run and store a cell.  Requeued as is when preempted or timed out."""
 
-    def __call__(self, spec: dict[str, Any], store_root: str, cell_timeout: float | None) -> dict[str, Any]:
+    def __call__(self, spec: dict[str, Any], store_root: str, cell_timeout: float | None) -> Mapping[str, Any]:
         from harness.executors.local import time_limit
 
         def started() -> None:
@@ -104,7 +104,7 @@ class SlurmExecutor(Executor):
         executor.update_parameters(**params)
         return executor
 
-    def as_completed(self) -> Iterator[tuple[CellSpec, dict[str, Any]]]:
+    def as_completed(self) -> Iterator[tuple[CellSpec, Mapping[str, Any]]]:
         cells, self._pending = list(self._pending), []
         if not cells or self._cancelled:
             return

@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.store import Store
 
 ROWS = [{"split": "test", "sample_id": f"s{i}", "status": "ok"} for i in range(50)]
+CELL = {"status": "done", "dataset": "d", "method": "m", "label": "m", "params": {}, "seed": 0}
 
 
 def _writer(root: str, start, tag: int, rounds: int, out) -> None:  # type: ignore[no-untyped-def]
@@ -17,7 +18,7 @@ def _writer(root: str, start, tag: int, rounds: int, out) -> None:  # type: igno
     start.wait(timeout=30)
     try:
         for _ in range(rounds):
-            store.write_cell("k1", {"status": "done", "writer": tag}, ROWS, {"blob.bin": bytes([tag]) * 1000})
+            store.write_cell("k1", {**CELL, "writer": tag}, ROWS, {"blob.bin": bytes([tag]) * 1000})
         out.put((tag, "ok"))
     except Exception as exc:  # noqa: BLE001 - reported to the parent
         out.put((tag, f"{type(exc).__name__}: {exc}"))
@@ -46,10 +47,10 @@ def test_two_processes_writing_one_cell_both_succeed(tmp_path: Path) -> None:
 
 def test_finished_by_another_writer_is_kept(tmp_path: Path) -> None:
     store = Store(tmp_path)
-    store.write_cell("k1", {"status": "done", "writer": 1}, ROWS)
-    store.write_cell("k1", {"status": "done", "writer": 2}, ROWS, replace_finished=False)
+    store.write_cell("k1", {**CELL, "writer": 1}, ROWS)
+    store.write_cell("k1", {**CELL, "writer": 2}, ROWS, replace_finished=False)
     assert store.cell("k1")["writer"] == 1  # type: ignore[index]
-    store.write_cell("k1", {"status": "done", "writer": 3}, ROWS)
+    store.write_cell("k1", {**CELL, "writer": 3}, ROWS)
     assert store.cell("k1")["writer"] == 3  # type: ignore[index]
 
 
@@ -79,14 +80,14 @@ def test_readers_never_see_a_cell_missing_during_a_replace(tmp_path: Path) -> No
     import warnings
 
     store = Store(tmp_path)
-    store.write_cell("k1", {"status": "done"}, ROWS)
+    store.write_cell("k1", CELL, ROWS)
     stop = threading.Event()
 
     def replace() -> None:
         n = 0
         while not stop.is_set():
             n += 1
-            store.write_cell("k1", {"status": "done", "n": n}, ROWS)
+            store.write_cell("k1", {**CELL, "n": n}, ROWS)
 
     writer = threading.Thread(target=replace)
     writer.start()

@@ -12,12 +12,13 @@ from harness.store import DamagedCellWarning, Store
 
 ROWS = [{"split": "test", "sample_id": f"s{i}", "status": "ok", "values": {"dice": i / 10}}
         for i in range(10)]
+CELL = {"status": "done", "dataset": "d", "method": "m", "label": "m", "params": {}, "seed": 0}
 
 
 @pytest.fixture
 def cell(tmp_path: Path) -> tuple[Store, Path]:
     store = Store(tmp_path / "runs")
-    folder = store.write_cell("k1", {"status": "done"}, ROWS)
+    folder = store.write_cell("k1", CELL, ROWS)
     assert store.is_finished("k1") and len(store.images("k1")) == 10
     return store, folder
 
@@ -82,7 +83,11 @@ def test_missing_rows_file(cell) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("text", ['{"status": "do', "", "[1, 2]", '{"status": 3}',
-                                  '{"status": "done", "schema": "2"}'])
+                                  '{"status": "done", "schema": "2"}',
+                                  json.dumps({**CELL, "status": "finished"}),  # not a cell status
+                                  json.dumps({**CELL, "seed": "0"}),  # wrong type
+                                  json.dumps({**CELL, "schema": 99}),  # written by a newer segbench
+                                  json.dumps({k: v for k, v in CELL.items() if k != "dataset"})])
 def test_truncated_or_wrongly_typed_cell_json(cell, text: str) -> None:  # type: ignore[no-untyped-def]
     store, folder = cell
     (folder / "cell.json").write_text(text)
@@ -94,7 +99,7 @@ def test_old_records_get_structural_checks(tmp_path: Path) -> None:
     store = Store(tmp_path / "runs")
     folder = store.cells_dir / "k1"
     folder.mkdir(parents=True)
-    (folder / "cell.json").write_text(json.dumps({"schema": 1, "status": "done", "key": "k1"}))
+    (folder / "cell.json").write_text(json.dumps({**CELL, "schema": 1, "key": "k1"}))
     good = [json.dumps(r) + "\n" for r in ROWS[:3]]
     (folder / "images.jsonl").write_text("".join(good))
     assert store.is_finished("k1") and len(store.images("k1")) == 3
