@@ -101,7 +101,10 @@ class PredictionWriter:
         number = self.count
         arrays = encode(pred, probabilities=self.probabilities)
         for field, arr in arrays.items():
-            with self._zip.open(f"{number}.{field}.npy", "w", force_zip64=True) as fh:
+            # a fixed timestamp: the same predictions give the same bytes (and sha256) on any run
+            info = zipfile.ZipInfo(f"{number}.{field}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with self._zip.open(info, "w", force_zip64=True) as fh:
                 np.lib.format.write_array(fh, np.ascontiguousarray(arr), allow_pickle=False)
         self.count += 1
         return number, sorted(arrays)

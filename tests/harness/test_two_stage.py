@@ -4,6 +4,7 @@ fitting or predicting again; damaged predictions are detected and recomputed."""
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
 from typing import ClassVar
@@ -178,3 +179,15 @@ def test_probabilities_are_kept_only_on_request() -> None:
     pred = Prediction(foreground=np.ones((2, 2), bool), probabilities=np.full((2, 2), 0.25, np.float32))
     assert "probabilities" not in encode(pred)
     assert np.array_equal(encode(pred, probabilities=True)["probabilities"], pred.probabilities)
+
+
+def test_the_same_predictions_give_the_same_file(tmp_path: Path) -> None:
+    pred = Prediction(foreground=np.eye(8, dtype=bool), instances=np.eye(8, dtype=np.int32))
+    digests = []
+    for name in ("a.npz", "b.npz"):
+        if digests:
+            time.sleep(2.1)  # zip timestamps have a 2 s resolution: a later write must not differ
+        with PredictionWriter(tmp_path / name) as writer:
+            writer.add(pred)
+            digests.append(writer.close()["sha256"])
+    assert digests[0] == digests[1]
