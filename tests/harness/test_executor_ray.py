@@ -75,6 +75,10 @@ def assert_same_as_local(registry: Registry, tmp_path: Path, ray_store: Store, d
         assert comparable(ray_store.cell(cell.key)) == comparable(local_store.cell(cell.key))
         assert rows(ray_store, cell.key) == rows(local_store, cell.key)
         assert len(rows(ray_store, cell.key)) == datasets[0][1]["n_test"]
+        # the predict stage travelled back from the worker with the cell: identical predictions
+        ray_stage, local_stage = ray_store.stage(cell.predict_key), local_store.stage(cell.predict_key)
+        assert ray_stage is not None and local_stage is not None
+        assert ray_stage["files"]["predictions.npz"] == local_stage["files"]["predictions.npz"]
 
 
 def ray_titles(key: str) -> list[psutil.Process]:
