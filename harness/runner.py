@@ -394,7 +394,12 @@ def execute_cell(
         if not record["traceback"]:
             record["traceback"] = traceback.format_exc(limit=-20)
     record["finished"] = _now()
-    store.write_cell(spec.key, record, rows)
+    # a cell another writer finished meanwhile is kept: its result is as good (same key)
+    store.write_cell(spec.key, record, rows, replace_finished=spec.fresh)
+    if not spec.fresh and record["status"] != "done":
+        kept = store.cell(spec.key)
+        if kept is not None and kept.finished:
+            return kept
     return CellRecord.from_json({"schema": SCHEMA_VERSION, **record, "key": spec.key})
 
 

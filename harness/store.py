@@ -302,8 +302,12 @@ class Store:
         record, images = data, rows
         self.cells_dir.mkdir(parents=True, exist_ok=True)
         with self.lock(key):
-            if not replace_finished and self.is_finished(key):
-                return self.cell_dir(key)
+            # read without the shared lock: this process holds the exclusive one (flock locks of
+            # two descriptors of one file conflict even within a process)
+            if not replace_finished:
+                loaded, _ = self._read(key)
+                if loaded is not None and loaded[0].finished:
+                    return self.cell_dir(key)
             return self._write_cell_locked(key, record, images, files)
 
     def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
