@@ -196,6 +196,9 @@ class Dataset(Plugin, abc.ABC):
     license: ClassVar[str] = ""
     citation: ClassVar[str] = ""
     primary_metrics: ClassVar[tuple[str, ...]] = ("dice", "iou")
+    #: Published results packaged with the plugin: name → (file in the plugin package's
+    #: ``data`` folder, citation); ``bench leaderboard --reference NAME`` ranks them alongside.
+    references: ClassVar[Mapping[str, tuple[str, str]]] = {}
 
     @abc.abstractmethod
     def sample_ids(self, split: str) -> list[str]:

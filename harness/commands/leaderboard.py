@@ -79,12 +79,37 @@ def show(registry: Registry, store: Store, run: Mapping[str, Any], metrics: Sequ
         console.print(rich_table(f"{dataset} — run {run['run_id']}", rows, prov))
 
 
+def resolve_reference(registry: Registry, dataset: str, text: str | None,
+                      citation: str | None) -> tuple[Path | None, str | None]:
+    """``--reference``: a file, or the name of a table the dataset plugin ships."""
+    if text is None:
+        return None, citation
+    path = Path(text)
+    if path.is_file():
+        return path, citation
+    entry = registry.get("dataset", dataset)
+    packaged = getattr(entry.obj, "references", {}) or {}
+    if text in packaged:
+        import importlib.resources
+
+        file_name, cited = packaged[text]
+        package = entry.obj.__module__.rsplit(".", 1)[0]
+        table = importlib.resources.files(package) / "data" / file_name
+        with importlib.resources.as_file(table) as real:
+            return Path(real), citation or cited
+    names = ", ".join(sorted(packaged)) or "none"
+    raise click.BadParameter(f"{text!r} is neither a file nor a published table of {dataset!r} "
+                             f"(packaged tables: {names})", param_hint="--reference")
+
+
 @click.command("leaderboard")
 @click.option("--run", "run_id", default="latest", show_default=True, help="Run id in the store.")
 @click.option("--store", "store_path", type=click.Path(path_type=Path), envvar="BENCH_RUNS", default="runs", show_default=True)
 @click.option("--dataset", "datasets", multiple=True, help="Dataset(s) of the run (default: all of them).")
 @click.option("--metrics", default=None, help="Comma-separated metrics to rank (default: the dataset's primary metrics).")
-@click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Published results CSV (entry, split, one column per metric).")
+@click.option("--reference", "reference_text", default=None,
+              help="Published results: a table the dataset ships, by name (e.g. glas2015), "
+                   "or a CSV file (entry, split, one column per metric).")
 @click.option("--reference-citation", default=None, help="Where the published results come from.")
 @click.option("--out", "out_root", type=click.Path(path_type=Path), default="leaderboards", show_default=True)
 @click.option("--version", "version", default=None, help="Version folder name (default: next vN; unchanged tables reuse the latest).")
@@ -93,7 +118,7 @@ def show(registry: Registry, store: Store, run: Mapping[str, Any], metrics: Sequ
 @click.option("--bootstrap-seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the bootstrap resampling.")
 @click.pass_context
 def leaderboard_cmd(ctx: click.Context, run_id: str, store_path: Path, datasets: tuple[str, ...], metrics: str | None,
-                    reference: Path | None, reference_citation: str | None, out_root: Path, version: str | None,
+                    reference_text: str | None, reference_citation: str | None, out_root: Path, version: str | None,
                     bootstrap: int, bootstrap_seed: int) -> None:
     """Write leaderboards/<dataset>/<version>/leaderboard.{csv,md} and run.json from a run."""
     registry = registry_from(ctx)
@@ -105,8 +130,9 @@ def leaderboard_cmd(ctx: click.Context, run_id: str, store_path: Path, datasets:
         console.print(f"[yellow]run {run['run_id']} is {run.get('status')}: entries without intact results "
                       "are listed as missing and not ranked[/]")
     for dataset in datasets or datasets_in_run(store, run):
+        reference, citation = resolve_reference(registry, dataset, reference_text, reference_citation)
         text, rows, prov = build_leaderboard(registry, store, run, dataset, metrics=chosen,
-                                             reference=reference, reference_citation=reference_citation,
+                                             reference=reference, reference_citation=citation,
                                              bootstrap=bootstrap, bootstrap_seed=bootstrap_seed)
         folder, new = write_version(out_root, dataset, text, prov, version)
         records = [r for r in (store.cell(k) for k in prov["cells"]) if r is not None]

@@ -96,6 +96,14 @@ class GlaS(FileDataset):
         "structures in colon histology images. IEEE TMI 34(11):2366-2378, 2015."
     )
     primary_metrics = ("object_f1", "object_dice", "object_hausdorff")
+    #: Published results shipped with the package, usable as ``--reference glas2015``.
+    references = {
+        "glas2015": (
+            "glas2015_contest.csv",
+            "GlaS@MICCAI 2015 contest results (ten entries, test Parts A and B), Sirinukunwattana "
+            "et al., Medical Image Analysis 35:489-502, 2017, Table 4",
+        ),
+    }
     homepage = "https://warwick.ac.uk/fac/cross_fac/tia/data/glascontest/"
     download_help = (
         "Download 'Warwick QU Dataset (Released 2016_07_08)' from "

@@ -137,3 +137,21 @@ def test_the_leaderboard_needs_no_dataset_files(registry, store: Store, monkeypa
     assert table[0]["dice.test.score"] == "1.0000"
     assert prov["dataset_splits"] == {"train": ["t"], "test": ["a", "b"]}
     assert prov["dataset_license"] == "CC0-1.0" and prov["dataset_citation"] == "test fixture"
+
+
+def test_the_glas_2015_table_ships_with_the_package_and_is_used_by_name() -> None:
+    import click
+
+    from harness.commands.leaderboard import resolve_reference
+    from harness.plugins import build_registry
+
+    registry = build_registry(warn=False)
+    path, citation = resolve_reference(registry, "glas", "glas2015", None)
+    assert path is not None and "site-packages" not in str(path) or path.is_file()
+    assert "Medical Image Analysis 35:489-502" in (citation or "")
+    table = {r["entry"]: r for r in rank(reference_rows(path, GLAS_METRICS), GLAS_METRICS)}
+    assert len(table) == 10 and table["CUMedVision2"]["object_f1.testA.score"] == 0.912
+    with pytest.raises(click.BadParameter, match="packaged tables: glas2015"):
+        resolve_reference(registry, "glas", "glas2016", None)
+    with pytest.raises(click.BadParameter, match="packaged tables: none"):
+        resolve_reference(registry, "dsb2018", "glas2015", None)
