@@ -18,8 +18,7 @@ from harness.check import (
 )
 from tests.conftest import REPO
 
-HEADER = ("method,input,height,width,mode,device,status,note,requested_batch_size,batch_size,repeats,"
-          "latency_image_p50_ms,images_per_s,peak_rss_mb,gpu_allocated_mb").split(",")
+HEADER = ["method", "input", "height", "width", "mode", "device", "status", "note", "requested_batch_size", "batch_size", "repeats", "latency_image_p50_ms", "images_per_s", "peak_rss_mb", "gpu_allocated_mb"]
 
 
 def prow(method: str, p50: str, ips: str, rss: str = "100.0", batch: str = "1", ran: str | None = None,
