@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q -c constraints.txt
 
-.PHONY: run test check bench lint leaderboard-sample clean
+.PHONY: run test check bench lint leaderboard-sample profile-baseline clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,12 +36,28 @@ test: $(VENV)/.dev
 	$(MAKE) --no-print-directory check
 
 # The CI regression gate: the classical methods on the embedded data against the committed
-# leaderboard (small tolerances absorb floating-point differences between machines).
+# leaderboard (small tolerances absorb floating-point differences between machines), then a
+# short speed and memory profile of otsu and kmeans on the embedded images against a committed
+# profile (a few seconds).  CI runs on whatever Intel or AMD machine is free, shared with other
+# jobs, so timings are gated by a factor: 300% fails a configuration whose median latency per
+# image is more than 4x the baseline's, which a slower or busy machine stays under and a tenfold
+# slowdown does not; peak memory may double.  Every ratio is printed.
 GATE_METHODS := otsu,kmeans,meanshift,random_forest
+PROFILE_ARGS := --methods otsu,kmeans --datasets dsb2018-sample --batch-sizes 1 --images 4 --warmup 1 --repeats 5
+PROFILE_BASELINE := profiles/amd-epyc/v2/profile.csv
+PROFILE_TOLERANCES := --tolerance latency_image_p50_ms=300% --tolerance peak_rss_mb=100%
 check: $(VENV)/.core
 	$(BIN)/bench run --methods $(GATE_METHODS) --quiet
 	$(BIN)/bench check --baseline leaderboards/dsb2018-sample/$$(cat leaderboards/dsb2018-sample/LATEST)/leaderboard.csv \
 		--tolerance dsb_map=0.005 --tolerance aji=0.005 --tolerance dice=0.005
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		OMP_NUM_THREADS=1 $(BIN)/bench profile $(PROFILE_ARGS) --out "$$tmp" --machine gate --quiet && \
+		$(BIN)/bench check --profile-baseline $(PROFILE_BASELINE) --current "$$tmp/gate/v1/profile.csv" $(PROFILE_TOLERANCES)
+
+# A new baseline for the profile gate, measured on this machine (profiles/<machine>/vN/); point
+# PROFILE_BASELINE at it.
+profile-baseline: $(VENV)/.core
+	OMP_NUM_THREADS=1 $(BIN)/bench profile $(PROFILE_ARGS) --quiet
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-enable --benchmark-only

@@ -29,6 +29,16 @@ from harness.types import MetricSpec
 DECIMALS = 4
 TIE_BREAK = "equal sums of ranks share the overall rank and are listed by entry name"
 PROFILE_COLUMNS = ("fit_s", "latency_p50_ms", "latency_p95_ms", "images_per_s", "peak_rss_mb", "peak_gpu_mb")
+#: How an entry's timings were taken: ``isolated`` (one cell at a time), ``concurrent:N`` (up to N
+#: cells at once), ``mixed`` (its seeds differ), empty when the records do not say.
+TIMING_COLUMN = "timing"
+#: Columns that change from one measurement to the next without a change of result: a new
+#: leaderboard version is written only when something else changed.
+TIMING_ONLY = (*PROFILE_COLUMNS, TIMING_COLUMN)
+#: The provenance that identifies what a leaderboard version measured (the rest, such as dates,
+#: commits and machines, says how it was measured and does not make a new version alone).
+IDENTITY = ("dataset", "dataset_version", "dataset_params", "dataset_splits", "seeds", "budget", "ranking",
+            "reference", "cells")
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class Row:
     profile: dict[str, float | None] = field(default_factory=dict)
     device: str = ""
     budget: str = ""
+    timing: str = ""
 
     @property
     def rankable(self) -> bool:
@@ -118,12 +129,23 @@ def measured_rows(
                 row.scores[f"{m.name}.{s}"] = round(float(np.mean(vals)), DECIMALS) if len(vals) == len(records) else None
         if failed or any(v is None for v in row.scores.values()):
             row.status = f"incomplete: {failed} image/metric evaluations failed"
+        row.timing = timing_of(records)
         for col in PROFILE_COLUMNS:
             present = [float(r[col]) for r in records if r.get(col) is not None]
             if present:
                 row.profile[col] = round(max(present) if col.startswith("peak") else float(np.mean(present)), 3)
         rows.append(row)
     return rows
+
+
+def timing_of(records: Sequence[Mapping[str, Any]]) -> str:
+    """The ``timing`` value of an entry from its cell records (see :data:`TIMING_COLUMN`)."""
+    modes = {r.get("timing") for r in records}
+    if modes == {"isolated"}:
+        return "isolated"
+    if modes == {"concurrent"}:
+        return f"concurrent:{max(int(r.get('concurrent_workers') or 2) for r in records)}"
+    return "" if modes <= {None} else "mixed"
 
 
 def reference_rows(path: Path, metrics: Sequence[RankedMetric]) -> list[Row]:
@@ -188,6 +210,7 @@ def _base(row: Row, metrics: Sequence[RankedMetric]) -> dict[str, Any]:
     for col in PROFILE_COLUMNS:
         v = row.profile.get(col)
         d[col] = "" if v is None else v
+    d[TIMING_COLUMN] = row.timing
     d["device"] = row.device
     return d
 
@@ -197,7 +220,7 @@ def columns(metrics: Sequence[RankedMetric]) -> list[str]:
     for m in metrics:
         for score_col, rank_col in m.columns():
             cols += [score_col, rank_col]
-    return cols + ["rank_sum", *PROFILE_COLUMNS, "device"]
+    return cols + ["rank_sum", *PROFILE_COLUMNS, TIMING_COLUMN, "device"]
 
 
 def to_csv(table: Sequence[Mapping[str, Any]], metrics: Sequence[RankedMetric], extra: Sequence[str] = ()) -> str:
@@ -214,13 +237,46 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def same_result(folder: Path, csv_text: str, provenance: Mapping[str, Any]) -> bool:
+    """True when the version in ``folder`` has the same entries, scores, ranks and identifying
+    provenance (:data:`IDENTITY`) as ``csv_text`` and ``provenance``: the timing columns
+    (:data:`TIMING_ONLY`) may differ, since they change from one measurement to the next."""
+    table, prov = folder / "leaderboard.csv", folder / "run.json"
+    if not (table.is_file() and prov.is_file()):
+        return False
+
+    def result(rows: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
+        return [{k: v for k, v in r.items() if k not in TIMING_ONLY} for r in rows]
+
+    def header(rows: Sequence[str]) -> list[str]:
+        return [c for c in rows if c not in TIMING_ONLY]
+
+    new_rows = list(csv.DictReader(io.StringIO(csv_text)))
+    old_rows = read_csv(table)
+    new_header = next(csv.reader(io.StringIO(csv_text)), [])
+    with open(table, newline="") as fh:
+        old_header = next(csv.reader(fh), [])
+    if header(new_header) != header(old_header) or result(new_rows) != result(old_rows):
+        return False
+    stored = json.loads(prov.read_text())
+    fresh = json.loads(json.dumps(dict(provenance), default=_plain))  # as it would be stored
+    return all(stored.get(k) == fresh.get(k) for k in IDENTITY)
+
+
+def _plain(obj: Any) -> Any:
+    return obj.item() if hasattr(obj, "item") else str(obj)
+
+
 def write_version(
-    out_root: Path, dataset: str, csv_text: str, provenance: Mapping[str, Any], version: str | None = None
+    out_root: Path, dataset: str, csv_text: str, provenance: Mapping[str, Any], version: str | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> tuple[Path, bool]:
     """Write ``<out_root>/<dataset>/<version>/`` and point ``LATEST`` at it.
 
-    Without ``version`` the next ``vN`` is used, unless the CSV equals the latest version's
-    (then nothing new is written).  Returns (folder, whether a new version was written).
+    Without ``version`` the next ``vN`` is used, unless the latest version holds the same result
+    (:func:`same_result`: only timings differ; then nothing new is written).  ``files`` (name →
+    text, e.g. the run's ``suite.toml``) are written beside the table.  Returns (folder, whether
+    a new version was written).
     """
     from harness.report import render_markdown  # local import: report depends on this module
 
@@ -229,11 +285,13 @@ def write_version(
     if version is None:
         if latest_file.is_file():
             latest = base / latest_file.read_text().strip()
-            if (latest / "leaderboard.csv").is_file() and (latest / "leaderboard.csv").read_text() == csv_text:
+            if same_result(latest, csv_text, provenance):
                 return latest, False
         existing = [int(p.name[1:]) for p in base.glob("v*") if p.is_dir() and p.name[1:].isdigit()]
         version = f"v{max(existing, default=0) + 1}"
     folder = base / version
+    for name, text in (files or {}).items():
+        write_text_atomic(folder / name, text)
     write_text_atomic(folder / "leaderboard.csv", csv_text)
     write_json_atomic(folder / "run.json", {**provenance, "leaderboard_version": version})
     write_text_atomic(folder / "leaderboard.md", render_markdown(folder))

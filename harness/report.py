@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness import uncertainty
-from harness.leaderboard import PROFILE_COLUMNS, TIE_BREAK, read_csv
+from harness.leaderboard import PROFILE_COLUMNS, TIE_BREAK, TIMING_COLUMN, read_csv
 
 PROFILE_TITLES = {
     "fit_s": "Fit (s)",
@@ -32,6 +33,44 @@ def _budget(budget: Any) -> str:
     if budget.get("max_seconds"):
         limits.append(f"{budget['max_seconds']:g} s")
     return f", training budget '{budget['name']}'" + (f" (at most {' / '.join(limits)} per method)" if limits else "")
+
+
+CONCURRENT_MARK = "‡"
+
+
+def timing_mark(row: Mapping[str, str]) -> str:
+    """`` ‡`` after the timings of an entry timed (in part) beside other cells, else nothing."""
+    value = row.get(TIMING_COLUMN) or ""
+    return f" {CONCURRENT_MARK}" if value.startswith("concurrent") or value == "mixed" else ""
+
+
+def timing_footer(rows: Sequence[Mapping[str, str]], profile: Sequence[str]) -> str:
+    """One line saying how the shown timings were taken; empty for a table written before
+    timings were marked (no ``timing`` column) or showing no timings."""
+    if not profile or not rows or TIMING_COLUMN not in rows[0]:
+        return ""
+    timed = [r for r in rows if r["source"] == "measured" and any(r.get(c) for c in profile)]
+    if not timed:
+        return ""
+    values = [r.get(TIMING_COLUMN) or "" for r in timed]
+    unknown = sorted(r["entry"] for r, v in zip(timed, values, strict=True) if not v)
+    mixed = sorted(r["entry"] for r, v in zip(timed, values, strict=True) if v == "mixed")
+    workers = [int(v.split(":", 1)[1]) for v in values if v.startswith("concurrent:")]
+    isolated = values.count("isolated")
+    parts = []
+    if not workers and not mixed:
+        parts.append("Timings: every timed cell ran alone (isolated)" if isolated else "")
+    else:
+        most = f"up to {max(workers)} cells" if workers else "other cells"
+        parts.append(f"{CONCURRENT_MARK} timed while {most} ran at once (concurrent: `--jobs` above 1, Ray or "
+                     "SLURM); such timings are not comparable with isolated ones")
+        if mixed:
+            parts.append(f"{', '.join(f'`{e}`' for e in mixed)}: some seeds timed alone, some concurrently")
+        if isolated:
+            parts.append("unmarked timings were taken with each cell alone (isolated)")
+    if unknown:
+        parts.append(f"not recorded whether isolated or concurrent: {', '.join(f'`{e}`' for e in unknown)}")
+    return "; ".join(p for p in parts if p) + "."
 
 
 def render_markdown(folder: Path) -> str:
@@ -68,7 +107,8 @@ def render_markdown(folder: Path) -> str:
                 else:
                     cells += [r[f"{col}.score"], r[f"{col}.rank"]]
         cells.append(r["rank_sum"])
-        cells += [r.get(c, "") for c in profile]
+        mark = timing_mark(r)
+        cells += [r.get(c, "") + (mark if r.get(c) else "") for c in profile]
         cells.append(r["status"])
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     lines += [
@@ -92,6 +132,12 @@ def render_markdown(folder: Path) -> str:
     if prov.get("run_status") not in (None, "finished"):
         lines += ["", f"**Run {prov.get('run_id')} is {prov['run_status']}**: entries without intact results "
                   "are listed as missing and not ranked; this table is not final."]
+    footer = timing_footer(rows, profile)
+    if footer:
+        lines += ["", footer]
+    if (folder / "suite.toml").is_file():
+        lines += ["", "Reproduce with `bench run --config suite.toml` (the suite file of the run, beside this table), "
+                  "then `bench leaderboard`."]
     if spread:
         lines += ["", *uncertainty.footer(spread), *uncertainty.per_seed_table(rows, metrics)]
     notes = prov.get("notes")

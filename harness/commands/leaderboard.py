@@ -14,6 +14,7 @@ from harness.bench import build_leaderboard
 from harness.cli import registry_from
 from harness.leaderboard import per_image_csv, per_image_values, write_version
 from harness.plugins import Registry
+from harness.report import timing_footer, timing_mark
 from harness.store import Store, write_text_atomic
 from harness.types import PluginError
 from harness.uncertainty import DEFAULT_RESAMPLES, DEFAULT_SEED
@@ -34,13 +35,17 @@ def rich_table(title: str, rows: Sequence[Mapping[str, Any]], provenance: Mappin
     for col in profile:
         table.add_column(col, justify="right")
     table.add_column("status", no_wrap=True, overflow="ellipsis", max_width=60)
+    footer = timing_footer([{k: str(v) for k, v in r.items()} for r in rows], profile)
+    if footer:
+        table.caption, table.caption_justify = footer.replace("`", ""), "left"
     for r in rows:
         cells = [str(r["rank"]), r["entry"] + {"published": " †", "submitted": " ‡"}.get(r["source"], "")]
         for m in metrics:
             for split in m["splits"]:
                 cells += [str(r[f"{m['name']}.{split}.score"]), str(r[f"{m['name']}.{split}.rank"])]
         cells.append(str(r["rank_sum"]))
-        cells += [_fmt(r.get(c)) for c in profile]
+        mark = timing_mark(r)
+        cells += [_fmt(r.get(c)) + (mark if r.get(c) not in ("", None) else "") for c in profile]
         status = r["status"]
         cells.append(status if status == "ok" else f"[red]{status}[/]")
         table.add_row(*cells)
@@ -120,7 +125,8 @@ def resolve_reference(registry: Registry, dataset: str, text: str | None,
 def leaderboard_cmd(ctx: click.Context, run_id: str, store_path: Path, datasets: tuple[str, ...], metrics: str | None,
                     reference_text: str | None, reference_citation: str | None, out_root: Path, version: str | None,
                     bootstrap: int, bootstrap_seed: int) -> None:
-    """Write leaderboards/<dataset>/<version>/leaderboard.{csv,md} and run.json from a run."""
+    """Write leaderboards/<dataset>/<version>/leaderboard.{csv,md} and run.json from a run (and
+    suite.toml, the run's suite file, when it was started with --config)."""
     registry = registry_from(ctx)
     store = Store(store_path)
     run = store.run(run_id)
@@ -134,7 +140,11 @@ def leaderboard_cmd(ctx: click.Context, run_id: str, store_path: Path, datasets:
         text, rows, prov = build_leaderboard(registry, store, run, dataset, metrics=chosen,
                                              reference=reference, reference_citation=citation,
                                              bootstrap=bootstrap, bootstrap_seed=bootstrap_seed)
-        folder, new = write_version(out_root, dataset, text, prov, version)
+        suite = run.get("suite") or {}
+        files = {"suite.toml": suite["text"]} if suite.get("text") else None
+        if files:
+            prov["suite"] = {"file": suite.get("file"), "copy": "suite.toml"}
+        folder, new = write_version(out_root, dataset, text, prov, version, files=files)
         records = [r for r in (store.cell(k) for k in prov["cells"]) if r is not None]
         write_text_atomic(folder / "per_image.csv", per_image_csv(per_image_values(store, records)))
         console.print(rich_table(f"{dataset} ({folder.name})", rows, prov))

@@ -21,7 +21,7 @@ import click
 
 from harness import uncertainty
 from harness.leaderboard import PROFILE_COLUMNS, read_csv
-from harness.report import PROFILE_TITLES
+from harness.report import PROFILE_TITLES, timing_footer, timing_mark
 from harness.store import Store, write_json_atomic, write_text_atomic
 
 SORT_SCRIPT = """
@@ -79,7 +79,8 @@ def table_html(rows: Sequence[Mapping[str, str]], prov: Mapping[str, Any]) -> st
             shown = uncertainty.score_cell(r, c, spread["alpha"]) if spread else r.get(f"{c}.score", "")
             cells.append((r.get(f"{c}.score", ""), shown))
         cells.append((r["rank_sum"], r["rank_sum"]))
-        cells += [(r.get(c, ""), r.get(c, "")) for c in profile]
+        mark = timing_mark(r)
+        cells += [(r.get(c, ""), r.get(c, "") + (mark if r.get(c) else "")) for c in profile]
         cells.append((r["status"], r["status"]))
         klass = ' class="published"' if published else ""
         tds = [
@@ -215,6 +216,9 @@ def render_html(folder: Path, values: PerImage | None = None) -> str:
         f"<h1>{html.escape(title)}</h1>",
         table_html(rows, prov),
     ]
+    timings = timing_footer(rows, [c for c in PROFILE_COLUMNS if any(r.get(c) for r in rows)])
+    if timings:
+        parts.append("<p class=\"note\">" + html.escape(timings.replace("`", "")) + "</p>")
     if spread:
         parts.append("<p class=\"note\">" + html.escape(" ".join(uncertainty.footer(spread))) + "</p>")
         parts += ["<h2>Bootstrap ranks</h2>", '<div id="ranks">', rank_plot_svg(rows, prov), "</div>",

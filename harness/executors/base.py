@@ -12,6 +12,12 @@ An executor is a class registered through the ``bench_register_executors`` hook.
 
 A cell that fails, is killed or runs past ``cell_timeout`` still yields a record (status
 ``error``, written with :func:`error_record` when the cell could not write its own).
+
+Each record says how its timings were taken: ``timing`` is ``isolated`` when the executor ran
+one cell at a time, ``concurrent`` when other cells could run beside it (``--jobs`` above 1,
+Ray, SLURM arrays), with ``concurrent_workers``, the number of cells that could run at once.
+Executors mark a cell with :func:`with_timing` before running it; leaderboards show the mark
+beside their timing columns, so isolated and concurrent timings are never mixed silently.
 Executor-specific settings arrive as ``options``, a mapping whose keys the class declares in
 ``options`` (name → help); unknown keys are an error naming the executor.
 """
@@ -19,6 +25,7 @@ Executor-specific settings arrive as ``options``, a mapping whose keys the class
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -73,6 +80,14 @@ class Executor(abc.ABC):
         """Drop queued cells and stop running ones (subclasses stop their workers too)."""
         self._cancelled = True
         self._pending.clear()
+
+
+def with_timing(cell: CellSpec, workers: int) -> CellSpec:
+    """``cell`` with the timing mode its record will state: ``isolated`` when ``workers`` (the
+    cells that may run at once beside and including it) is 1, else ``concurrent``."""
+    workers = max(1, int(workers))
+    mark = {"timing": "concurrent" if workers > 1 else "isolated", "concurrent_workers": workers}
+    return dataclasses.replace(cell, provenance={**cell.provenance, **mark})
 
 
 def error_record(cell: CellSpec, message: str, store_root: str | Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from harness.executors.base import Executor
+from harness.executors.base import Executor, with_timing
 from harness.runner import CellSpec, CellTimeout, execute_cell
 
 
@@ -43,7 +43,7 @@ class LocalExecutor(Executor):
 
     def as_completed(self) -> Iterator[tuple[CellSpec, Mapping[str, Any]]]:
         while self._pending and not self._cancelled:
-            cell = self._pending.pop(0)
+            cell = with_timing(self._pending.pop(0), 1)
             with time_limit(self.cell_timeout):
                 record = execute_cell(cell, self.store_root, self.registry, self.on_image)
             yield cell, record

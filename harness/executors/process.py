@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar
 
-from harness.executors.base import Executor, cell_payload, error_record
+from harness.executors.base import Executor, cell_payload, error_record, with_timing
 from harness.runner import CellSpec, execute_cell, spec_from_dict, spec_to_dict
 from harness.store import Store
 
@@ -79,6 +79,9 @@ class ProcessExecutor(Executor):
         if self.gpus and self.jobs > len(self.gpus) and any(c.device.startswith("cuda") for c in self._pending):
             warnings.warn(f"--jobs {self.jobs} over {len(self.gpus)} GPU(s): GPU cells will share a GPU; their "
                           "records say gpu_shared=true and their timings are not comparable", stacklevel=2)
+        # timings of cells that run side by side share the CPUs: the records say so
+        workers = min(self.jobs, len(self._pending))
+        self._pending = [with_timing(c, workers) for c in self._pending]
         running: dict[str, tuple[CellSpec, Any, Any, float]] = {}
         self._running = running
         began: dict[str, float] = {}

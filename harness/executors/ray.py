@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.executors.base import Executor, cell_payload, error_record, put_stage, stage_payload
+from harness.executors.base import Executor, cell_payload, error_record, put_stage, stage_payload, with_timing
 from harness.runner import CellSpec, execute_cell, spec_from_dict, spec_to_dict
 from harness.store import Store
 from harness.types import PluginError
@@ -107,9 +107,12 @@ class RayExecutor(Executor):
         remote = ray.remote(num_returns="streaming")(_cell_task)
         retries = int(self.settings.get("max_retries", DEFAULT_RETRIES))
         next_check = time.monotonic() + self.feasibility_s
+        total = ray.cluster_resources()
+        queued = len(self._pending)
         try:
             while self._pending and not self._cancelled:
                 cell = self._pending.pop(0)
+                cell = with_timing(cell, min(queued, slots(self.resources(cell), total)))
                 task = remote.options(name=f"bench-cell-{cell.key}", max_retries=retries, retry_exceptions=False,
                                       **self.resources(cell)).remote(spec_to_dict(cell))
                 self._tasks[task] = (cell, None)
@@ -176,6 +179,13 @@ class RayExecutor(Executor):
             with contextlib.suppress(Exception):  # a task that already ended cannot be cancelled
                 ray.cancel(task, force=True)
         self._tasks.clear()
+
+
+def slots(need: Mapping[str, float], total: Mapping[str, float]) -> int:
+    """How many cells needing ``need`` the cluster's ``total`` resources hold at once (at least 1)."""
+    counts = [total.get(kind, 0) // amount for key, kind in (("num_cpus", "CPU"), ("num_gpus", "GPU"))
+              if (amount := need.get(key, 0)) > 0]
+    return max(1, int(min(counts))) if counts else max(1, int(total.get("CPU", 1)))
 
 
 def _fits(need: Mapping[str, float], node: Mapping[str, float]) -> bool:

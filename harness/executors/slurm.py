@@ -24,13 +24,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.executors.base import Executor, error_record
+from harness.executors.base import Executor, error_record, with_timing
 from harness.runner import CellSpec, execute_cell, spec_from_dict, spec_to_dict
 from harness.store import Store
 from harness.types import PluginError
 
 INSTALL_HINT = "the slurm executor needs submitit: pip install 'segbench[slurm]'"
 STARTED = "segbench: cell started"
+DEFAULT_PARALLELISM = 256
 
 
 def _checkpointable() -> type:
@@ -90,7 +91,7 @@ class SlurmExecutor(Executor):
         executor = submitit.AutoExecutor(folder=self.store_root / "slurm" / "%j", cluster=cluster,
                                          **{f"{cluster}_max_num_timeout": retries} if cluster != "debug" else {})
         params: dict[str, Any] = {"name": "segbench", "cpus_per_task": int(s.get("cpus_per_task", 1)),
-                                  "slurm_array_parallelism": int(s.get("array_parallelism", 256))}
+                                  "slurm_array_parallelism": int(s.get("array_parallelism", DEFAULT_PARALLELISM))}
         if "time" in s:
             params["timeout_min"] = int(s["time"])
         if "mem_gb" in s:
@@ -108,6 +109,9 @@ class SlurmExecutor(Executor):
         cells, self._pending = list(self._pending), []
         if not cells or self._cancelled:
             return
+        # array tasks run side by side, up to the array's parallelism: the records say so
+        workers = min(len(cells), int(self.settings.get("array_parallelism", DEFAULT_PARALLELISM)))
+        cells = [with_timing(c, workers) for c in cells]
         store = Store(self.store_root)
         submitted = time.time()
         self.submitted = self._submitit_executor().map_array(

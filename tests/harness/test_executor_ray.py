@@ -57,10 +57,11 @@ def local_cluster() -> Iterator[None]:
 
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
-    """A record without what differs between two honest runs: clocks, timings, memory, and the
-    digest of the per-image rows (which hold timings; the rows are compared without them)."""
+    """A record without what differs between two honest runs: clocks, timings (and whether they
+    were taken beside other cells), memory, and the digest of the per-image rows (which hold timings; the rows are compared without them)."""
     return {k: v for k, v in record.items()
-            if k not in ("started", "finished", "images") and not k.endswith(("_s", "_ms", "_mb"))}
+            if k not in ("started", "finished", "images", "timing", "concurrent_workers")
+            and not k.endswith(("_s", "_ms", "_mb"))}
 
 
 def rows(store: Store, key: str) -> list[dict[str, Any]]:
@@ -107,6 +108,9 @@ def test_local_cluster_records_equal_the_local_executor(local_cluster: None, tmp
     assert result.counts() == {"done": 4}
     assert store.run(result.run_id)["executor"] == "ray"
     assert_same_as_local(registry, tmp_path, store, [SYNTH], methods, [0, 1])
+    # 4 one-CPU cells on a 2-CPU cluster: two at a time, and every record says so
+    assert [(store.cell(c.key) or {}).get("timing") for c in result.cells] == ["concurrent"] * 4
+    assert {(store.cell(c.key) or {}).get("concurrent_workers") for c in result.cells} == {2}
 
 
 @pytest.mark.slow

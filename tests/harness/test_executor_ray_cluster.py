@@ -101,3 +101,5 @@ def test_cluster_started_with_ray_start_joined_by_address(started_cluster: tuple
     # the head has no CPUs, so every cell ran on the worker node; the driver stored them
     assert {node for node, _ in executor.placements.values()} == {worker_node}
     assert_same_as_local(registry, tmp_path, store, [SYNTH], methods, [0])
+    # one CPU in the whole cluster: one cell at a time, so the timings are isolated
+    assert [(r["timing"], r["concurrent_workers"]) for _, r in results] == [("isolated", 1)] * 2

@@ -39,7 +39,8 @@ def _tasks_import_this_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def comparable(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items()
-            if k not in ("started", "finished", "images") and not k.endswith(("_s", "_ms", "_mb"))}
+            if k not in ("started", "finished", "images", "timing", "concurrent_workers")
+            and not k.endswith(("_s", "_ms", "_mb"))}
 
 
 def rows(store: Store, key: str) -> list[dict[str, Any]]:
@@ -56,6 +57,8 @@ def test_array_through_submitit_equals_the_local_executor(tmp_path: Path) -> Non
     assert array.counts() == {"done": 2}
     for cell in local.cells:
         assert comparable(b.cell(cell.key)) == comparable(a.cell(cell.key))
+        assert ((b.cell(cell.key) or {})["timing"], (b.cell(cell.key) or {})["concurrent_workers"]) == ("concurrent", 2)
+        assert ((a.cell(cell.key) or {})["timing"], (a.cell(cell.key) or {})["concurrent_workers"]) == ("isolated", 1)
         assert rows(b, cell.key) == rows(a, cell.key) and len(rows(b, cell.key)) == 4
     logs = sorted(p.name for p in (b.root / "slurm").rglob("*_log.out"))
     assert len(logs) == 2 and all(STARTED in p.read_text() for p in (b.root / "slurm").rglob("*_log.out"))
