@@ -410,10 +410,10 @@ def profile_cmd(ctx: click.Context, methods: str, datasets: str | None, sizes: s
         raise click.UsageError("give --datasets or --sizes, not both")
     batches = _int_list(batch_sizes, "--batch-sizes")
     side_list = _int_list(sizes or "256,512", "--sizes")
-    method_specs = parse_specs(methods, list(registry.methods), "method")
+    method_specs = parse_specs(methods, registry.methods, "method")
     dataset = None
     if datasets:
-        chosen = parse_specs(datasets, list(registry.datasets), "dataset")
+        chosen = parse_specs(datasets, registry.datasets, "dataset")
         if len(chosen) != 1:
             raise click.BadParameter("profile on one dataset at a time", param_hint="--datasets")
         dataset = registry.dataset(chosen[0][0], **chosen[0][1])

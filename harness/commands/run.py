@@ -91,11 +91,11 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
     if suite is not None and suite.datasets and ctx.get_parameter_source("datasets") == ParameterSource.DEFAULT:
         ds = suite.datasets
     else:
-        ds = parse_specs(datasets, list(registry.datasets), "dataset")
+        ds = parse_specs(datasets, registry.datasets, "dataset")
     if suite is not None and suite.methods and ctx.get_parameter_source("methods") == ParameterSource.DEFAULT:
         ms, method_budgets = suite.methods, suite.method_budgets
     else:
-        ms = parse_specs(methods, list(registry.methods), "method")
+        ms = parse_specs(methods, registry.methods, "method")
     if from_file("seeds"):
         seed_list = list(file["seeds"])
     else:
