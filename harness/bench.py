@@ -262,7 +262,7 @@ def build_leaderboard(
     missing = [c for c in run.get("cell_specs", []) if c.get("dataset") == dataset and store.cell(c["key"]) is None]
     rows = measured_rows(store, mine, ranked, specs, missing)
     if reference is not None:
-        rows += reference_rows(reference, ranked)
+        rows += reference_rows(reference, ranked, specs)
     table = rank(rows, ranked)
     extra: list[str] = []
     if bootstrap:
