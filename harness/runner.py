@@ -30,8 +30,10 @@ from harness.store import FileHashCache, Store
 from harness.types import BUDGETS, ImagePair, MetricSpec, Prediction, RunContext, Sample, with_implied
 
 
-class CellTimeout(Exception):
-    """A cell ran past ``--cell-timeout``."""
+class CellTimeout(BaseException):
+    """A cell ran past ``--cell-timeout``.  A ``BaseException``, so that the per-image and
+    per-metric ``except Exception`` handlers (a failed load, a failed metric) let it through
+    and the whole cell stops as ``timeout``."""
 
 
 @dataclass(frozen=True)
