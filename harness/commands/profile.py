@@ -428,7 +428,7 @@ def profile_cmd(ctx: click.Context, methods: str, datasets: str | None, sizes: s
         inputs = [(dataset.name, pool)]
     else:
         inputs = [(f"{s}x{s}", synthetic_images(s, images, seed=s)) for s in side_list]
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # an error or path is never cut into lines
     measurements: list[dict[str, Any]] = []
     total = len(method_specs) * (len(inputs) * len(batches) + int(with_train))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -110,7 +110,7 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
     else:
         chosen = [m.strip() for m in metrics.split(",")] if metrics else None
     store = Store(store_path)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # an error or path is never cut into lines
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=quiet, transient=False) as progress:
         task = progress.add_task("cells", total=None)
