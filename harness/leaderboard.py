@@ -133,7 +133,7 @@ def reference_rows(
 
     A row with fewer or more fields than the header, a score that is not a finite number, or
     (with ``specs``) one outside its metric's range is a ``ValueError`` naming the file and line."""
-    with open(path, newline="") as fh:
+    with io.StringIO(_text(path, "reference file "), newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         fields = [h.strip() for h in header or []]
@@ -164,6 +164,17 @@ def reference_rows(
                 if row.scores.get(f"{m.name}.{s}") is None:
                     raise ValueError(f"reference file {path}: entry {row.entry!r} has no {m.name} for split {s!r}")
     return list(rows.values())
+
+
+def _text(path: Path, what: str = "") -> str:
+    """A CSV file's text; bytes that are not UTF-8 are a ``ValueError`` naming the file and line."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{what}{path}, line {line}: byte {data[exc.start]:#04x} is not UTF-8 text; "
+                         "save the file as UTF-8") from None
 
 
 def _reference_score(where: str, metric: str, text: str, specs: Mapping[str, MetricSpec] | None) -> float:
@@ -243,7 +254,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     """Rows of a leaderboard (or profile) CSV as dicts; a row with fewer or more fields than
     the header is a ``ValueError`` naming the file and line (a cut-off row would otherwise
     read as empty scores)."""
-    with open(path, newline="") as fh:
+    with io.StringIO(_text(path), newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:

@@ -74,3 +74,12 @@ def test_short_baseline_row_is_one_line_naming_file_and_line(tmp_path: Path, cap
     assert exited.value.code == 2
     assert capsys.readouterr().err.splitlines() == [
         f"error: {base}, line 3: 3 field(s), the header has 5; is the file cut off or edited by hand?"]
+
+
+def test_a_csv_that_is_not_utf8_names_file_and_line(tmp_path: Path, specs) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "published.csv"
+    path.write_bytes(HEADER.encode() + b"B,testA,0.5,60\nR\xe9sum\xe9,testA,0.5,60\n")  # Latin-1 bytes
+    with pytest.raises(ValueError, match=r"^reference file .*published\.csv, line 3: byte 0xe9 is not UTF-8 text"):
+        reference_rows(path, METRICS, specs)
+    with pytest.raises(ValueError, match=r"published\.csv, line 3: byte 0xe9 is not UTF-8 text; save the file as UTF-8$"):
+        read_csv(path)
