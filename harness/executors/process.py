@@ -66,7 +66,9 @@ class WorkerGuard:
     handed to another parent.  ``limit(seconds)`` makes the same thread end the worker with
     :data:`TIMEOUT_EXIT` that many seconds from now.  The thread needs the interpreter's lock,
     so a native call that holds it for long delays the pid check and the limit (not the
-    kernel's signal)."""
+    kernel's signal).  The kernel's signal follows the driver *thread* that started the
+    worker; ``as_completed`` starts and waits for its workers in one thread, which lives as
+    long as they do."""
 
     def __init__(self, driver_pid: int, poll_s: float = 0.2) -> None:
         self.driver_pid = driver_pid
