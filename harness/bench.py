@@ -15,10 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import params as annotated
 from harness import uncertainty
 from harness.executors import get_executor
 from harness.leaderboard import RankedMetric, measured_rows, rank, reference_rows, to_csv
-from harness import params as annotated
 from harness.plugins import Registry, check_params, unknown_message
 from harness.provenance import provenance
 from harness.runner import CellSpec, RunResult, plan

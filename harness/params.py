@@ -25,7 +25,7 @@ from harness.types import PluginError
 _UNCHECKED = object()  # an annotation these rules do not cover
 
 
-def annotations(cls: type) -> dict[str, Any]:
+def init_annotations(cls: type) -> dict[str, Any]:
     """Parameter name → resolved annotation (``_UNCHECKED`` when absent or unresolvable)."""
     try:
         hints = typing.get_type_hints(cls.__init__)  # type: ignore[misc]
@@ -135,7 +135,7 @@ def _defaults(cls: type) -> dict[str, Any]:
 
 def from_text(label: str, cls: type, name: str, text: str, fallback: Any) -> Any:
     """One parameter's text read as its annotated type; ``fallback(text)`` when unchecked."""
-    annotation = annotations(cls).get(name, _UNCHECKED)
+    annotation = init_annotations(cls).get(name, _UNCHECKED)
     members = [] if annotation is _UNCHECKED else _members(annotation)
     if not members or not all(_covered(m) for m in members):
         return fallback(text)
@@ -150,7 +150,7 @@ def from_text(label: str, cls: type, name: str, text: str, fallback: Any) -> Any
 def check(label: str, cls: type, params: Mapping[str, Any]) -> None:
     """``PluginError`` for a typed value its annotation does not allow (unknown names are
     the caller's check)."""
-    hints = annotations(cls)
+    hints = init_annotations(cls)
     defaults = _defaults(cls)
     for name, value in params.items():
         annotation = hints.get(name, _UNCHECKED)

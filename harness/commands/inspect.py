@@ -12,7 +12,6 @@ from rich.table import Table
 from harness.cli import registry_from
 from harness.plugins import Entry, Kind
 
-
 #: columns holding what a user types (plugin, distribution and entry-point names)
 NAME_COLUMNS = ("name", "distribution", "entry point")
 

@@ -33,7 +33,6 @@ from harness.executors.base import Executor, cell_payload, error_record
 from harness.runner import CellSpec, execute_cell, spec_from_dict, spec_to_dict
 from harness.store import Store
 
-
 STARTUP_LIMIT_S = 600  # a worker that cannot even load its plugins in this time is stuck
 #: exit status of a worker that stopped its own cell for the time limit (as timeout(1) does)
 TIMEOUT_EXIT = 124
