@@ -18,10 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import params as annotated
 from harness import uncertainty
 from harness.executors import get_executor
 from harness.leaderboard import RankedMetric, measured_rows, rank, reference_rows, to_csv
-from harness.plugins import Registry, unknown_message
+from harness.plugins import Registry, check_params, unknown_message
 from harness.provenance import provenance
 from harness.records import CellRecord
 from harness.runner import CellSpec, RunResult, execute_cell, plan
@@ -62,8 +63,13 @@ def parse_value(text: str) -> Any:
         return text
 
 
-def parse_specs(text: str, known: Sequence[str], kind: str) -> list[tuple[str, dict[str, Any]]]:
-    """``"a,b(k=v,k2=3)"`` → ``[("a", {}), ("b", {"k": "v", "k2": 3})]``; ``all`` → every name."""
+def parse_specs(text: str, known: Sequence[str] | Mapping[str, Any], kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """``"a,b(k=v,k2=3)"`` → ``[("a", {}), ("b", {"k": "v", "k2": 3})]``; ``all`` → every name.
+
+    With ``known`` a registry table (name → entry), each value is read as the type its
+    ``__init__`` annotation names and checked (``PluginError`` naming the plugin, the
+    parameter, the value and what is allowed); with names alone, :func:`parse_value` guesses."""
+    classes = {n: getattr(e, "obj", e) for n, e in known.items()} if isinstance(known, Mapping) else {}
     out: list[tuple[str, dict[str, Any]]] = []
     for item in _split_top(text):
         if item == "all":
@@ -78,10 +84,16 @@ def parse_specs(text: str, known: Sequence[str], kind: str) -> list[tuple[str, d
                 if "=" not in pair:
                     raise PluginError(f"{kind} {name!r}: parameter {pair!r} is not key=value")
                 k, v = pair.split("=", 1)
-                params[k.strip()] = parse_value(v)
+                params[k.strip()] = v
         name = name.strip()
         if name not in known:
             raise PluginError(unknown_message(kind, name, known))
+        cls = classes.get(name)
+        if cls is None:
+            params = {k: parse_value(v) for k, v in params.items()}
+        else:
+            check_params(kind, name, cls, params, values=False)  # unknown names first, with the list
+            params = {k: annotated.from_text(name, cls, k, v, parse_value) for k, v in params.items()}
         out.append((name, params))
     return out
 
@@ -274,7 +286,7 @@ def build_leaderboard(
     missing = [c for c in run.get("cell_specs", []) if c.get("dataset") == dataset and store.cell(c["key"]) is None]
     rows = measured_rows(store, mine, ranked, specs, missing)
     if reference is not None:
-        rows += reference_rows(reference, ranked)
+        rows += reference_rows(reference, ranked, specs)
     table = rank(rows, ranked)
     extra: list[str] = []
     if bootstrap:

@@ -3,17 +3,21 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 import harness
 from harness.plugins import Registry, build_registry, call_each
 from harness.types import DataError, PluginError
 
 err = Console(stderr=True, soft_wrap=True)  # never hard-wrap an error (paths, names)
+#: errno values that mean "this folder cannot take the file" (read-only, full, over quota)
+NOT_WRITABLE = {errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,8 +64,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except PermissionError as exc:
-        err.print(f"[red]error:[/] cannot write {exc.filename}: {exc.strerror}; check the folder's permissions")
+        err.print(f"[red]error:[/] cannot write {escape(str(exc.filename))}: {exc.strerror}; check the folder's permissions",
+                  highlight=False)
         sys.exit(2)
-    except (PluginError, DataError, FileNotFoundError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+    except OSError as exc:
+        if exc.errno in NOT_WRITABLE and exc.filename:
+            err.print(f"[red]error:[/] cannot write {escape(str(exc.filename))}: {exc.strerror}; choose another folder "
+                      "or free space there", highlight=False)
+        else:
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        sys.exit(2)
+    except (PluginError, DataError, ValueError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(2)

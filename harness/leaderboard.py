@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,30 +149,71 @@ def timing_of(records: Sequence[Mapping[str, Any]]) -> str:
     return "" if modes <= {None} else "mixed"
 
 
-def reference_rows(path: Path, metrics: Sequence[RankedMetric]) -> list[Row]:
-    """Published results: columns ``entry, split, <metric>…`` (one row per entry and split)."""
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        fields = set(reader.fieldnames or [])
+def reference_rows(
+    path: Path, metrics: Sequence[RankedMetric], specs: Mapping[str, MetricSpec] | None = None
+) -> list[Row]:
+    """Published results: columns ``entry, split, <metric>…`` (one row per entry and split).
+
+    A row with fewer or more fields than the header, a score that is not a finite number, or
+    (with ``specs``) one outside its metric's range is a ``ValueError`` naming the file and line."""
+    with io.StringIO(_text(path, "reference file "), newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        fields = [h.strip() for h in header or []]
         needed = {"entry", "split"} | {m.name for m in metrics}
-        missing = needed - fields
+        missing = needed - set(fields)
         if missing:
             raise ValueError(
                 f"reference file {path}: missing column(s) {', '.join(sorted(missing))}; expected "
                 f"'entry, split' and one column per ranked metric ({', '.join(m.name for m in metrics)})"
             )
         rows: dict[str, Row] = {}
-        for line in reader:
+        for values in reader:
+            where = f"reference file {path}, line {reader.line_num}"
+            if not values or not any(v.strip() for v in values):
+                continue
+            if len(values) != len(fields):
+                raise ValueError(f"{where}: {len(values)} field(s), the header has {len(fields)} "
+                                 f"({', '.join(fields)})")
+            line = dict(zip(fields, (v.strip() for v in values), strict=True))
             row = rows.setdefault(line["entry"], Row(entry=line["entry"], source="published"))
             for m in metrics:
                 if line["split"] in m.splits:
-                    row.scores[f"{m.name}.{line['split']}"] = round(float(line[m.name]), DECIMALS)
+                    score = _reference_score(where, m.name, line[m.name], specs)
+                    row.scores[f"{m.name}.{line['split']}"] = round(score, DECIMALS)
     for row in rows.values():
         for m in metrics:
             for s in m.splits:
                 if row.scores.get(f"{m.name}.{s}") is None:
                     raise ValueError(f"reference file {path}: entry {row.entry!r} has no {m.name} for split {s!r}")
     return list(rows.values())
+
+
+def _text(path: Path, what: str = "") -> str:
+    """A CSV file's text; bytes that are not UTF-8 are a ``ValueError`` naming the file and line."""
+    data = Path(path).read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{what}{path}, line {line}: byte {data[exc.start]:#04x} is not UTF-8 text; "
+                         "save the file as UTF-8") from None
+
+
+def _reference_score(where: str, metric: str, text: str, specs: Mapping[str, MetricSpec] | None) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{where}: {metric} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{where}: {metric} {text!r} is not a finite number")
+    spec = (specs or {}).get(metric)
+    if spec is not None:
+        low, high = spec.range
+        if not low <= value <= high:
+            span = f"[{low:g}, {high:g}]" if math.isfinite(high) else f"at least {low:g}"
+            raise ValueError(f"{where}: {metric} {text} is outside its range {span}")
+    return value
 
 
 def rank(rows: list[Row], metrics: Sequence[RankedMetric]) -> list[dict[str, Any]]:
@@ -233,8 +275,23 @@ def to_csv(table: Sequence[Mapping[str, Any]], metrics: Sequence[RankedMetric], 
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
+    """Rows of a leaderboard (or profile) CSV as dicts; a row with fewer or more fields than
+    the header is a ``ValueError`` naming the file and line (a cut-off row would otherwise
+    read as empty scores)."""
+    with io.StringIO(_text(path), newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            return []
+        rows = []
+        for values in reader:
+            if not values:
+                continue
+            if len(values) != len(header):
+                raise ValueError(f"{path}, line {reader.line_num}: {len(values)} field(s), the header has "
+                                 f"{len(header)}; is the file cut off or edited by hand?")
+            rows.append(dict(zip(header, values, strict=True)))
+        return rows
 
 
 def same_result(folder: Path, csv_text: str, provenance: Mapping[str, Any]) -> bool:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import pluggy
 
 from harness import hookspecs
+from harness import params as annotated
 from harness.types import Dataset, Method, MetricSpec, PluginError
 
 ENTRY_POINT_GROUP = "segbench"
@@ -118,16 +119,13 @@ class Registry:
         raise PluginError(unknown_message(kind, name, table))
 
     def dataset(self, name: str, **params: Any) -> Dataset:
-        return self.get("dataset", name).obj(**params)  # type: ignore[no-any-return]
+        cls = self.get("dataset", name).obj
+        check_params("dataset", name, cls, params)
+        return cls(**params)  # type: ignore[no-any-return]
 
     def method(self, name: str, **params: Any) -> Method:
         cls = self.get("method", name).obj
-        unknown = set(params) - set(cls.param_names())
-        if unknown:
-            raise PluginError(
-                f"method {name!r} has no parameter {', '.join(sorted(unknown))}; "
-                f"parameters: {', '.join(cls.param_names()) or '(none)'}"
-            )
+        check_params("method", name, cls, params)
         return cls(**params)  # type: ignore[no-any-return]
 
     def metric(self, name: str) -> MetricSpec:
@@ -135,6 +133,19 @@ class Registry:
 
     def entries(self) -> list[Entry]:
         return [e for kind in KINDS for e in sorted(self.table(kind).values(), key=lambda e: e.name)]
+
+
+def check_params(kind: str, name: str, cls: Any, params: Mapping[str, Any], *, values: bool = True) -> None:
+    """``PluginError`` for a parameter the plugin's ``__init__`` does not take, or (with
+    ``values``) a value its annotation does not allow (see :mod:`harness.params`)."""
+    unknown = set(params) - set(cls.param_names())
+    if unknown:
+        raise PluginError(
+            f"{kind} {name!r} has no parameter {', '.join(sorted(unknown))}; "
+            f"parameters: {', '.join(cls.param_names()) or '(none)'}"
+        )
+    if values:
+        annotated.check(name, cls, params)
 
 
 def unknown_message(kind: str, name: str, known: Iterable[str]) -> str:

@@ -35,8 +35,9 @@ from harness.types import BUDGETS, ImagePair, MetricSpec, Prediction, RunContext
 
 
 class CellTimeout(BaseException):
-    """A cell ran past ``--cell-timeout``.  A ``BaseException``, so the per-image ``except
-    Exception`` of loading, predicting and scoring never swallows it."""
+    """A cell ran past ``--cell-timeout``.  A ``BaseException``, so that the per-image and
+    per-metric ``except Exception`` handlers (a failed load, a failed metric) let it through
+    and the whole cell stops as ``timeout``."""
 
 
 @dataclass(frozen=True)
@@ -261,18 +262,46 @@ def _now() -> str:
 
 
 def check_prediction(pred: Prediction, sample: Sample, outputs: frozenset[str], method: str) -> None:
-    """Raise when a prediction is not a Prediction, lacks a declared output, or has the wrong
-    size (used by the runner per image and by the conformance kit)."""
+    """Raise when a prediction is not a Prediction, lacks a declared output, has the wrong
+    size, or holds values its fields cannot hold (used by the runner per image and by the
+    conformance kit): ``foreground`` must have dtype bool; ``instances``, ``classes`` and
+    ``clusters`` must be integer maps, ``instances`` and ``classes`` without negative ids;
+    ``probabilities`` must be finite numbers over the image (H×W or C×H×W)."""
     if not isinstance(pred, Prediction):
         raise TypeError(f"method {method!r} returned {type(pred).__name__}, expected harness.Prediction")
     missing = set(outputs) - set(pred.provides())
     if missing:
         raise ValueError(f"method {method!r} declares outputs {sorted(outputs)} but returned no {sorted(missing)}")
     shape = sample.image.shape[:2]
-    for name in ("foreground", "instances", "classes", "clusters"):
+    for name in ("foreground", "instances", "classes", "clusters", "probabilities"):
         arr = getattr(pred, name)
-        if arr is not None and arr.shape != shape:
+        if arr is None:
+            continue
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"method {method!r}: {name} is a {type(arr).__name__}, expected a numpy array")
+        if name == "probabilities":
+            if arr.ndim not in (2, 3) or arr.shape[-2:] != shape:
+                raise ValueError(f"method {method!r}: probabilities has shape {arr.shape}, expected "
+                                 f"{shape} or (C, {shape[0]}, {shape[1]}) for image {shape}")
+            if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+                raise TypeError(f"method {method!r}: probabilities has dtype {arr.dtype}, expected floats")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"method {method!r}: probabilities holds {int((~np.isfinite(arr)).sum())} "
+                                 "non-finite value(s) (NaN or inf)")
+            continue
+        if arr.shape != shape:
             raise ValueError(f"method {method!r}: {name} has shape {arr.shape}, image is {shape}")
+        if name == "foreground":
+            if arr.dtype != bool:
+                raise TypeError(f"method {method!r}: foreground has dtype {arr.dtype}, expected bool "
+                                "(e.g. return score > threshold)")
+            continue
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"method {method!r}: {name} has dtype {arr.dtype}, expected an integer id map "
+                            "(e.g. int32)")
+        if name != "clusters" and arr.size and arr.min() < 0:
+            raise ValueError(f"method {method!r}: {name} holds negative id {int(arr.min())}; ids are 0 "
+                             "(background) or positive")
 
 
 def score_image(pair: ImagePair, specs: Sequence[MetricSpec]) -> tuple[dict[str, float], dict[str, Any], dict[str, str]]:

@@ -70,6 +70,13 @@ class Prediction:
     ``clusters`` (int H×W unsupervised cluster ids), ``probabilities`` (float H×W or C×H×W),
     ``detections`` (a mapping of arrays, e.g. ``points`` N×2 and ``labels`` N), and ``extras``
     for anything a metric or report may want to inspect.
+
+    The runner checks every prediction (``harness.runner.check_prediction``) and fails the
+    image, naming the method and the field, otherwise: ``foreground`` must have dtype
+    ``bool`` (a 0/1 integer or float mask is refused rather than guessed at: return
+    ``score > threshold``); ``instances``, ``classes`` and ``clusters`` must have an integer
+    dtype, ``instances`` and ``classes`` without negative ids; ``probabilities`` must be
+    finite (no NaN or inf).
     """
 
     foreground: np.ndarray | None = None

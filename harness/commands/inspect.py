@@ -6,10 +6,31 @@ import json
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from harness.cli import registry_from
 from harness.plugins import Entry, Kind
+
+#: columns holding what a user types (plugin, distribution and entry-point names)
+NAME_COLUMNS = ("name", "distribution", "entry point")
+
+
+def print_table(table: Table) -> None:
+    """Print a table without cutting a name: on a terminal name columns fold rather than end
+    in an ellipsis; elsewhere (a pipe, a file) the table is as wide as its widest row."""
+    console = Console()
+    if not console.is_terminal:
+        natural = console.measure(table, options=console.options.update_width(1_000_000)).maximum
+        console = Console(width=max(console.width, natural), soft_wrap=False)
+    console.print(table)
+
+
+def _column(table: Table, name: str) -> None:
+    if name in NAME_COLUMNS:
+        table.add_column(name, no_wrap=True, overflow="fold")
+    else:
+        table.add_column(name)
 
 
 def _summary(entry: Entry) -> str:
@@ -46,11 +67,11 @@ def list_cmd(ctx: click.Context, kind: str, as_json: bool) -> None:
         return
     table = Table(title=f"{kind} ({len(entries)})")
     for col in ("name", "version", "distribution", "built-in", "description"):
-        table.add_column(col)
+        _column(table, col)
     for e in entries:
         table.add_row(e.name, e.version, f"{e.source.distribution} {e.source.version}",
                       "yes" if e.source.builtin else "no", _summary(e))
-    Console().print(table)
+    print_table(table)
 
 
 @click.command("plugins")
@@ -69,14 +90,15 @@ def plugins_cmd(ctx: click.Context, as_json: bool) -> None:
         return
     table = Table(title=f"segbench plugins ({len(entries)})")
     for col in ("kind", "name", "version", "distribution", "entry point", "built-in"):
-        table.add_column(col)
+        _column(table, col)
     for e in entries:
         table.add_row(e.kind, e.name, e.version, f"{e.source.distribution} {e.source.version}",
                       e.source.entry_point, "yes" if e.source.builtin else "no")
-    console = Console()
-    console.print(table)
+    print_table(table)
+    console = Console(soft_wrap=True)
     for f in registry.failures:
-        console.print(f"[red]failed to load[/] {f.entry_point!r} from {f.distribution!r}: {f.error}")
+        console.print(f"[red]failed to load[/] {escape(repr(f.entry_point))} from {escape(repr(f.distribution))}: "
+                      f"{escape(f.error)}", highlight=False)
 
 
 COMMANDS = [list_cmd, plugins_cmd]

@@ -410,10 +410,10 @@ def profile_cmd(ctx: click.Context, methods: str, datasets: str | None, sizes: s
         raise click.UsageError("give --datasets or --sizes, not both")
     batches = _int_list(batch_sizes, "--batch-sizes")
     side_list = _int_list(sizes or "256,512", "--sizes")
-    method_specs = parse_specs(methods, list(registry.methods), "method")
+    method_specs = parse_specs(methods, registry.methods, "method")
     dataset = None
     if datasets:
-        chosen = parse_specs(datasets, list(registry.datasets), "dataset")
+        chosen = parse_specs(datasets, registry.datasets, "dataset")
         if len(chosen) != 1:
             raise click.BadParameter("profile on one dataset at a time", param_hint="--datasets")
         dataset = registry.dataset(chosen[0][0], **chosen[0][1])
@@ -428,7 +428,7 @@ def profile_cmd(ctx: click.Context, methods: str, datasets: str | None, sizes: s
         inputs = [(dataset.name, pool)]
     else:
         inputs = [(f"{s}x{s}", synthetic_images(s, images, seed=s)) for s in side_list]
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # an error or path is never cut into lines
     measurements: list[dict[str, Any]] = []
     total = len(method_specs) * (len(inputs) * len(batches) + int(with_train))
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

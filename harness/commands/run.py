@@ -93,11 +93,11 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
     if suite is not None and suite.datasets and ctx.get_parameter_source("datasets") == ParameterSource.DEFAULT:
         ds = suite.datasets
     else:
-        ds = parse_specs(datasets, list(registry.datasets), "dataset")
+        ds = parse_specs(datasets, registry.datasets, "dataset")
     if suite is not None and suite.methods and ctx.get_parameter_source("methods") == ParameterSource.DEFAULT:
         ms, method_budgets = suite.methods, suite.method_budgets
     else:
-        ms = parse_specs(methods, list(registry.methods), "method")
+        ms = parse_specs(methods, registry.methods, "method")
     if from_file("seeds"):
         seed_list = list(file["seeds"])
     else:
@@ -112,7 +112,7 @@ def run_cmd(ctx: click.Context, datasets: str, methods: str, seeds: str, metrics
     else:
         chosen = [m.strip() for m in metrics.split(",")] if metrics else None
     store = Store(store_path)
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)  # an error or path is never cut into lines
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=quiet, transient=False) as progress:
         task = progress.add_task("cells", total=None)

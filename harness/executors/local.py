@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from harness.executors.base import Executor, with_timing
+from harness.executors.base import Executor, error_record, with_timing
 from harness.runner import CellSpec, CellTimeout, execute_cell
 
 
@@ -16,8 +16,11 @@ from harness.runner import CellSpec, CellTimeout, execute_cell
 def time_limit(seconds: float | None) -> Iterator[None]:
     """Raise CellTimeout in the body after ``seconds`` (main thread on POSIX; else no limit).
 
-    Python code is interrupted promptly; a long call into native code is interrupted when it
-    returns.  Use the ``process`` executor for a hard limit.
+    The limit is a ``SIGALRM`` timer, so it fires wherever the cell is: fitting, predicting,
+    loading an image or computing a metric (``CellTimeout`` is a ``BaseException``, so the
+    per-image handlers do not swallow it).  Python code and sleeps are interrupted promptly; a
+    long call into native code is interrupted when it returns.  Use the ``process`` executor
+    for a hard limit.
     """
     usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if not usable:
@@ -44,6 +47,9 @@ class LocalExecutor(Executor):
     def as_completed(self) -> Iterator[tuple[CellSpec, Mapping[str, Any]]]:
         while self._pending and not self._cancelled:
             cell = with_timing(self._pending.pop(0), 1)
-            with time_limit(self.cell_timeout):
-                record = execute_cell(cell, self.store_root, self.registry, self.on_image)
+            try:
+                with time_limit(self.cell_timeout):
+                    record = execute_cell(cell, self.store_root, self.registry, self.on_image)
+            except CellTimeout as exc:  # the limit struck outside the cell's own handler (its write)
+                record = error_record(cell, f"timeout: {exc}", self.store_root)
             yield cell, record

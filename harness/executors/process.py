@@ -9,13 +9,20 @@ With ``gpus`` (``--gpus 0,1``) each GPU cell's process sees one GPU through
 ``CUDA_VISIBLE_DEVICES`` (the least busy, ties in turn; CPU cells see none), and the stored
 record says which (``cuda_visible_devices``) and whether another cell used that GPU while it ran
 (``gpu_shared``): with no more jobs than GPUs that never happens.
+
+Workers die with the driver: killed (SIGKILL, SIGTERM) or crashed, it leaves no worker behind
+(:class:`WorkerGuard`), and a worker also stops its own cell a little after ``cell_timeout``
+when the driver cannot.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing as mp
 import os
 import signal
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -26,13 +33,77 @@ from harness.executors.base import Executor, cell_payload, error_record, with_ti
 from harness.runner import CellSpec, execute_cell, spec_from_dict, spec_to_dict
 from harness.store import Store
 
-
-def _child(spec: dict[str, Any], store_root: str, started: Any) -> None:
-    # the time limit counts the cell's work, not process start-up, imports and plugin loading
-    execute_cell(spec_from_dict(spec), store_root, on_start=started.set)
-
-
 STARTUP_LIMIT_S = 600  # a worker that cannot even load its plugins in this time is stuck
+#: exit status of a worker that stopped its own cell for the time limit (as timeout(1) does)
+TIMEOUT_EXIT = 124
+#: the worker's own limit trails the driver's by this much, so the driver normally stops the
+#: cell (and writes its record); the worker's matters when the driver cannot (stopped, stuck)
+WORKER_GRACE_S = 2.0
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _child(spec: dict[str, Any], store_root: str, started: Any, driver_pid: int | None = None,
+           cell_timeout: float | None = None) -> None:
+    guard = WorkerGuard(driver_pid if driver_pid is not None else os.getppid())
+    guard.start()
+
+    def on_start() -> None:
+        # the time limit counts the cell's work, not process start-up, imports and plugin loading
+        if cell_timeout:
+            guard.limit(cell_timeout + WORKER_GRACE_S)
+        started.set()
+
+    execute_cell(spec_from_dict(spec), store_root, on_start=on_start)
+
+
+class WorkerGuard:
+    """Ends a worker process when its driver is gone or its cell is past the time limit.
+
+    On Linux the kernel sends the worker SIGKILL when the driver dies (``PR_SET_PDEATHSIG``:
+    this works even while the worker is stuck in native code); on every platform a daemon
+    thread polls the parent pid and ends the worker with ``os._exit`` once the worker has been
+    handed to another parent.  ``limit(seconds)`` makes the same thread end the worker with
+    :data:`TIMEOUT_EXIT` that many seconds from now.  The thread needs the interpreter's lock,
+    so a native call that holds it for long delays the pid check and the limit (not the
+    kernel's signal).  The kernel's signal follows the driver *thread* that started the
+    worker; ``as_completed`` starts and waits for its workers in one thread, which lives as
+    long as they do."""
+
+    def __init__(self, driver_pid: int, poll_s: float = 0.2) -> None:
+        self.driver_pid = driver_pid
+        self.poll_s = poll_s
+        self.deadline: float | None = None
+        self._wake = threading.Event()
+
+    def start(self) -> None:
+        _kill_with_parent()
+        if os.getppid() != self.driver_pid:  # the driver died before the signal was armed
+            os._exit(1)
+        threading.Thread(target=self._watch, name="bench-worker-guard", daemon=True).start()
+
+    def limit(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+        self._wake.set()
+
+    def _watch(self) -> None:
+        while True:
+            if os.getppid() != self.driver_pid:
+                os._exit(1)  # orphaned: nobody will read this cell's result
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                os._exit(TIMEOUT_EXIT)
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+
+
+def _kill_with_parent() -> bool:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux); False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 class ProcessExecutor(Executor):
@@ -90,7 +161,8 @@ class ProcessExecutor(Executor):
                 while self._pending and len(running) < self.jobs:
                     cell = self._pending.pop(0)
                     started = ctx.Event()
-                    proc = ctx.Process(target=_child, args=(spec_to_dict(cell), str(self.store_root), started),
+                    proc = ctx.Process(target=_child, args=(spec_to_dict(cell), str(self.store_root), started,
+                                                            os.getpid(), self.cell_timeout),
                                        name=f"bench-cell-{cell.key}", daemon=True)
                     gpu = self._place(cell, running)
                     with _environment(None if not self.gpus else {"CUDA_VISIBLE_DEVICES": gpu or ""}):
@@ -117,7 +189,10 @@ class ProcessExecutor(Executor):
                     proc.join()
                     del running[key]
                     record = store.cell(key) if _written_since(store, key, wall) else None
-                    if record is None:
+                    if record is None and proc.exitcode == TIMEOUT_EXIT and self.cell_timeout:
+                        error_record(cell, f"timeout: cell exceeded {self.cell_timeout:g} s (stopped by its worker)",
+                                     store.root)
+                    elif record is None:
                         error_record(cell, _death_message(proc.exitcode), store.root)
                     yield cell, self._annotate(store, key, store.cell(key) or {})
                 time.sleep(self.poll_s)
