@@ -55,6 +55,8 @@ th { cursor: pointer; background: #f3f3f3; }
 td.entry { text-align: left; font-family: monospace; }
 tr.published td { color: #555; font-style: italic; }
 .note { max-width: 60em; font-size: 0.85em; color: #333; }
+.overlay-row figure { display: inline-block; margin: 0 1em 1em 0; font-size: 0.75em; }
+.overlay-row h3 { font-family: monospace; font-size: 0.9em; margin: 0.5em 0; }
 """
 
 
@@ -202,9 +204,88 @@ def per_image_table(values: PerImage, prov: Mapping[str, Any]) -> str:
     return "".join(out)
 
 
-def render_html(folder: Path, values: PerImage | None = None) -> str:
+THUMBNAIL_PX = 200  # longest side of an overlay thumbnail
+
+
+def overlays_html(store: Store, registry: Any, cells: Sequence[Any], values: PerImage,
+                  prov: Mapping[str, Any]) -> str:
+    """Per entry, the best, median and worst image by the first ranked metric (on its first
+    split): the image with reference contours (green) and predicted contours (magenta), as
+    inline PNG thumbnails made from the saved predictions.  '' when none can be drawn."""
+    import base64
+
+    import numpy as np
+    from PIL import Image
+
+    from harness.predictions import PredictionReader
+    from harness.submitted import overlay
+
+    metric = prov["ranking"]["metrics"][0]
+    name, split, higher = metric["name"], metric["splits"][0], metric["higher_is_better"]
+    first_seed: dict[str, Any] = {}
+    for cell in sorted(cells, key=lambda c: c.seed):
+        first_seed.setdefault(cell.label, cell)
+    datasets: dict[str, Any] = {}
+    blocks = []
+    for label, cell in sorted(first_seed.items()):
+        stage = store.stage(cell.predict_key) if cell.predict_key else None
+        scored = {sid: v[name] for sid, v in values.get(label, {}).get(split, {}).items() if name in v}
+        if stage is None or not scored:
+            continue
+        ranked = sorted(scored, key=lambda sid: (scored[sid], sid), reverse=higher)
+        picks = [("best", ranked[0]), ("median", ranked[len(ranked) // 2]), ("worst", ranked[-1])]
+        number = {e["sample_id"]: e.get("n") for e in stage["images"] if e["split"] == split}
+        if cell.dataset not in datasets:
+            try:
+                datasets[cell.dataset] = registry.dataset(cell.dataset, **(cell.get("dataset_params") or {}))
+            except Exception:  # noqa: BLE001 - no dataset files here: no overlays, said on the page
+                datasets[cell.dataset] = None
+        dataset = datasets[cell.dataset]
+        if dataset is None:
+            continue
+        figures = []
+        with PredictionReader(store.stage_dir(cell.predict_key) / "predictions.npz") as reader:
+            for what, sid in picks:
+                if number.get(sid) is None:
+                    continue
+                pred = reader.get(number[sid])
+                sample = dataset.load(split, sid)
+                predicted = pred.instances if pred.instances is not None else pred.foreground.astype(np.int32)
+                reference = sample.instances if sample.instances is not None else sample.foreground.astype(np.int32)
+                picture = Image.fromarray(overlay(*_thumbnail(sample.image, reference, predicted)))
+                buf = io.BytesIO()
+                picture.save(buf, format="PNG", optimize=True)
+                data = base64.b64encode(buf.getvalue()).decode()
+                caption = f"{what}: {sid[:16]} ({name} {scored[sid]:.3f})"
+                figures.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                               f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        if figures:
+            blocks.append(f'<div class="overlay-row"><h3>{html.escape(label)}</h3>{"".join(figures)}</div>')
+    if not blocks:
+        return ""
+    return ('<h2>Overlays</h2><p class="note">Best, median and worst image of each entry by '
+            f"{html.escape(name)} on {html.escape(split)} (seed of its first cell): reference contours green, "
+            'predicted contours magenta.</p><div id="overlays">' + "".join(blocks) + "</div>")
+
+
+def _thumbnail(image: Any, *labels: Any) -> list[Any]:
+    """The image (smooth) and label maps (nearest) scaled so the longest side is
+    :data:`THUMBNAIL_PX`; contours drawn afterwards stay one crisp pixel wide."""
+    import numpy as np
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    scale = min(1.0, THUMBNAIL_PX / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    out = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., :3])).resize(size, Image.Resampling.LANCZOS))]
+    out += [np.asarray(Image.fromarray(lab.astype(np.int32)).resize(size, Image.Resampling.NEAREST)) for lab in labels]
+    return out
+
+
+def render_html(folder: Path, values: PerImage | None = None, overlays: str = "") -> str:
     """The page of a leaderboard folder; ``values`` (per-image metric values, when the run's
-    store is at hand) adds the per-image distributions and the per-image table."""
+    store is at hand) adds the per-image distributions and the per-image table, ``overlays``
+    (from :func:`overlays_html`) the overlay thumbnails."""
     rows = read_csv(folder / "leaderboard.csv")
     with open(folder / "run.json") as fh:
         prov: dict[str, Any] = json.load(fh)
@@ -235,6 +316,8 @@ def render_html(folder: Path, values: PerImage | None = None) -> str:
                   strip_plot_svg(values, prov, [r["entry"] for r in rows]), "</div>",
                   "<p class=\"note\">Each image's own value (split-level metrics: the image reduced alone; "
                   "mean over seeds). Click a header of the table to sort.</p>", per_image_table(values, prov)]
+    if overlays:
+        parts.append(overlays)
     shown = {k: prov.get(k) for k in ("segbench", "machine", "seeds", "budget", "run_id", "run_command", "date",
                                       "dataset_version", "uncertainty")}
     parts += ["<h2>Provenance</h2>", "<pre>", html.escape(json.dumps(shown, indent=1, sort_keys=True)), "</pre>",
@@ -287,11 +370,12 @@ def _from_run(ctx: click.Context, store: Store, run_id: str, dataset: str | None
     cells = [c for c in (store.cell(k) for k in prov["cells"]) if c is not None]
     specs = {m["name"]: registry.metric(m["name"]) for m in prov["ranking"]["metrics"]}
     values = per_image_values(uncertainty.image_statistics(store, cells), specs)
+    overlays = overlays_html(store, registry, cells, values, prov)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / f"run-{run['run_id']}"
         write_text_atomic(folder / "leaderboard.csv", text)
         write_json_atomic(folder / "run.json", {**prov, "leaderboard_version": f"run {run['run_id']}"})
-        return render_html(folder, values)
+        return render_html(folder, values, overlays)
 
 
 COMMANDS = [report_cmd]

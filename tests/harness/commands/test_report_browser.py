@@ -74,3 +74,24 @@ def test_report_loads_sorts_and_draws_in_chromium(tmp_path: Path, registry, stor
     assert severe == []
     browser.save_screenshot(str(tmp_path / "report.png"))
     assert (tmp_path / "report.png").stat().st_size > 0
+
+
+def test_overlays_from_saved_predictions_decode_in_chromium(tmp_path: Path, invoke, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    assert invoke("run", "--methods", "otsu,otsu(min_size=30)", "--quiet").exit_code == 0
+    result = invoke("report", "--run", "latest", "--out", "report.html", "--bootstrap", "50")
+    assert result.exit_code == 0, result.output
+    browser.get((tmp_path / "report.html").as_uri())
+    rows = browser.find_elements(By.CSS_SELECTOR, "#overlays .overlay-row")
+    assert [r.find_element(By.TAG_NAME, "h3").text for r in rows] == ["otsu", "otsu(min_size=30)"]
+    images = browser.find_elements(By.CSS_SELECTOR, "#overlays img")
+    assert len(images) == 6  # best, median and worst of each entry
+    widths = [browser.execute_script("return arguments[0].naturalWidth", img) for img in images]
+    assert all(w == 200 for w in widths), widths  # decoded, at the thumbnail size (256² images)
+    captions = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#overlays figcaption")]
+    assert [c.split(":")[0] for c in captions] == ["best", "median", "worst"] * 2
+    scores = [float(c.rsplit(" ", 1)[1].rstrip(")")) for c in captions]  # dsb_map, higher is better
+    assert scores[0] >= scores[1] >= scores[2] and scores[3] >= scores[4] >= scores[5]
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    browser.save_screenshot(str(tmp_path / "overlays.png"))
