@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import functools
 import os
 import platform
 import subprocess
@@ -82,6 +83,13 @@ def _git(where: Path) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str]:
+    """Versions of the packages that matter to results (read once per process: scanning the
+    installed distributions costs about 30 ms)."""
+    return dict(_package_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _package_versions() -> dict[str, str]:
     out = {}
     for name in KEY_PACKAGES:
         try:
