@@ -106,7 +106,13 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Budget:
-    """How much training a learning method may do: steps and/or wall-clock seconds."""
+    """How much training a learning method may do: optimiser steps and/or wall-clock seconds.
+
+    With ``max_steps`` set, training is defined by its step count (the learning-rate schedule
+    follows the steps, so results reproduce across machines) and ``max_seconds`` is only a
+    safety cap: a method records ``stopped_by="max_seconds"`` when the cap ends training early.
+    Without ``max_steps`` the seconds alone define the budget.
+    """
 
     name: str
     max_steps: int | None = None
@@ -120,6 +126,9 @@ BUDGETS: dict[str, Budget] = {
     "quick": Budget("quick", max_steps=20, max_seconds=60),
     "standard": Budget("standard", max_steps=2000, max_seconds=180),
     "full": Budget("full", max_steps=40000, max_seconds=None),
+    # CPU leaderboards: sized so the five deep methods on GlaS fit in about an hour on two
+    # cores (docs/DESIGN.md, "Budgets"); the cap only guards against a much slower machine.
+    "long": Budget("long", max_steps=300, max_seconds=1800),
 }
 
 
