@@ -244,3 +244,35 @@ def test_long_budget_counts_steps() -> None:
     from harness import BUDGETS
 
     assert BUDGETS["long"].max_steps and BUDGETS["long"].max_steps > BUDGETS["quick"].max_steps  # type: ignore[operator]
+
+
+def test_the_resolved_recipe_is_recorded(trained) -> None:  # type: ignore[no-untyped-def]
+    from plugins.methods.deep.recipe import FOREGROUND_LEVELS, INTERIOR_LEVELS, MIN_SIZES
+
+    _, method = trained("unet")
+    record = method.training_
+    resolved = record["resolved"]
+    assert resolved["encoding"] == "rim" and method.num_classes_ == 3
+    assert resolved["select"] == "object_f1"  # instance references, no dataset seen
+    assert resolved["scale"] == auto_scale(resolved["median_object_diameter"])
+    assert resolved["rim"] == auto_rim(resolved["median_object_diameter"], resolved["scale"])
+    decode = record["decode"]
+    assert decode["foreground"] in FOREGROUND_LEVELS and decode["interior"] in INTERIOR_LEVELS
+    assert decode["min_size"] in MIN_SIZES
+    assert record["decode_tried"] == len(FOREGROUND_LEVELS) * len(INTERIOR_LEVELS) * len(MIN_SIZES)
+
+
+def test_foreground_encoding_keeps_the_binary_head() -> None:
+    from harness import Sample
+    from plugins.methods.deep import UNet
+
+    labels = np.zeros((8, 8), dtype=np.int32)
+    labels[2:6, 2:6] = 1
+    method = UNet(depth=2, width=4, encoding="foreground")
+    method.resolved_ = method.resolve([Sample("a", np.zeros((8, 8, 3), np.uint8), instances=labels)])
+    assert method.resolved_["encoding"] == "foreground" and method.resolved_["rim"] == 0
+    assert method.output_classes([]) == 1
+    with pytest.raises(ValueError, match="encoding"):
+        UNet(encoding="contour")
+    with pytest.raises(ValueError, match="test-time"):
+        UNet(tta="spin")
