@@ -8,6 +8,7 @@ install) on a light installation without it.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -231,6 +232,11 @@ class DeepMethod(Method):
 
         state = to_numpy(self._fitted().state_dict(), prefix="model.")
         state["meta.num_classes"] = np.array([self.num_classes_], dtype=np.int64)
+        if self.training_:
+            # the training summary (budget, steps, stop reason, resolved recipe, chosen
+            # decoding) travels with the fitted state, so the cell's model file records it
+            text = json.dumps(self.training_, sort_keys=True, default=str)
+            state["meta.training_json"] = np.frombuffer(text.encode(), dtype=np.uint8).copy()
         state.update(self.extra_state())
         return state
 
@@ -250,6 +256,9 @@ class DeepMethod(Method):
                 f"method {self.name!r}: state has no 'meta.num_classes'; not saved by this method"
             )
         self.num_classes_ = int(np.asarray(state["meta.num_classes"]).ravel()[0])
+        if "meta.training_json" in state:
+            self.training_ = json.loads(np.asarray(state["meta.training_json"], dtype=np.uint8).tobytes())
+            self.resolved_ = dict(self.training_.get("resolved") or {})
         self.load_extra_state(state)
         model = self.build(self.num_classes_)
         model.load_state_dict(from_numpy(state, prefix="model."))

@@ -212,7 +212,7 @@ def selection_score(
 #: Decoding thresholds tried on validation.
 FOREGROUND_LEVELS = (0.4, 0.5, 0.6)
 INTERIOR_LEVELS = (0.3, 0.45, 0.6)
-MIN_SIZES = (10, 50, 200)
+MIN_SIZES = (10, 50, 200, 800)
 
 
 def choose_decoding(

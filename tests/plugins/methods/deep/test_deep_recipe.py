@@ -276,3 +276,13 @@ def test_foreground_encoding_keeps_the_binary_head() -> None:
         UNet(encoding="contour")
     with pytest.raises(ValueError, match="test-time"):
         UNet(tta="spin")
+
+
+def test_the_training_summary_travels_with_the_state(trained) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    case, method = trained("unet")
+    restored = case.make()
+    restored.load_state_dict(method.state_dict())
+    assert restored.training_ == json.loads(json.dumps(method.training_, default=str))
+    assert restored.resolved_["encoding"] == "rim" and restored.decode_ == method.decode_
