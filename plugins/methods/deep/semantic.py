@@ -95,7 +95,8 @@ class SemanticMethod(DeepMethod):
             encoding = "rim" if has_instances and not self._uses_classes(train) else "foreground"
         if encoding == "rim" and not has_instances:
             raise ValueError(f"method {self.name!r}: encoding='rim' needs instance maps in training")
-        diameter = median_diameter([s.instances for s in train]) if has_instances else 0.0
+        maps = [s.instances for s in train if s.instances is not None]
+        diameter = median_diameter(maps) if has_instances else 0.0
         scale = self.scale or auto_scale(diameter)
         rim = self.rim or auto_rim(diameter, scale)
         return out | {
