@@ -437,7 +437,7 @@ STAGE_FIELDS = (
     "method_version", "learns", "method_distribution", "fit_s", "latency_p50_ms", "latency_p95_ms",
     "latency_mean_ms", "images_per_s", "predict_s", "n_images", "n_timed", "peak_rss_mb",
     "rss_increase_mb", "peak_gpu_mb", "gpu", "predict_batch_size", "predictions", "submitted",
-    "cell_images_per_s",
+    "cell_images_per_s", "training",
 )
 
 
@@ -468,6 +468,9 @@ def _predict_stage(
                 with Stopwatch(cuda_sync=cuda) as fit_clock:
                     method.fit(train, validation)
                 stage["fit_s"] = fit_clock.seconds
+                summary = getattr(method, "training_", None)  # what a learner reports of its fit
+                if isinstance(summary, Mapping) and summary:
+                    stage["training"] = dict(summary)
                 del train, validation
                 for name, data in _saved_state(method).items():
                     (tmp / name).write_bytes(data)

@@ -113,7 +113,13 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Budget:
-    """How much training a learning method may do: steps and/or wall-clock seconds."""
+    """How much training a learning method may do: optimiser steps and/or wall-clock seconds.
+
+    With ``max_steps`` set, training is defined by its step count (the learning-rate schedule
+    follows the steps, so results reproduce across machines) and ``max_seconds`` is only a
+    safety cap: a method records ``stopped_by="max_seconds"`` when the cap ends training early.
+    Without ``max_steps`` the seconds alone define the budget.
+    """
 
     name: str
     max_steps: int | None = None
@@ -127,6 +133,9 @@ BUDGETS: dict[str, Budget] = {
     "quick": Budget("quick", max_steps=20, max_seconds=60),
     "standard": Budget("standard", max_steps=2000, max_seconds=180),
     "full": Budget("full", max_steps=40000, max_seconds=None),
+    # CPU leaderboards: sized so the five deep methods on GlaS fit in about an hour on two
+    # cores (docs/DESIGN.md, "Budgets"); the cap only guards against a much slower machine.
+    "long": Budget("long", max_steps=150, max_seconds=1800),
 }
 
 
@@ -259,6 +268,8 @@ class Method(Plugin, abc.ABC):
     #: Packages whose versions can change this method's results; their versions join the key
     #: of its predict stage (the deep methods name torch and torchvision).
     result_packages: ClassVar[tuple[str, ...]] = ()
+    #: A learner may leave a JSON-able summary of its fit in ``self.training_`` (steps run,
+    #: what stopped it, the selected checkpoint); ``bench run`` records it in the cell.
     #: Images per :meth:`predict_batch` call in ``bench run`` (used only when the method
     #: overrides ``predict_batch``); latency is still reported per image.
     predict_batch_size: ClassVar[int] = 1

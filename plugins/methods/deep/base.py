@@ -8,12 +8,13 @@ install) on a light installation without it.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from harness import Method, Prediction, Sample
+from harness import Dataset, Method, Prediction, Sample
 from plugins.methods.deep.augment import Augment
 from plugins.methods.deep.data import Target, split_validation
 
@@ -49,6 +50,9 @@ class DeepMethod(Method):
 
     learns = True
     uses_gpu = True
+    # a new torch kernel can change a trained network: its version joins the predict key
+    result_packages = ("torch", "torchvision")
+    predict_batch_size = 4  # bench run predicts same-sized images four at a time
     needs: ClassVar[tuple[str, ...]] = ("torch",)
     #: What label map the network learns from.
     target: ClassVar[Target] = "foreground"
@@ -62,12 +66,18 @@ class DeepMethod(Method):
     augment: str
     validate_every: int
     weights: str
+    steps: int  # the method's own step count, replacing the budget's (0: the budget's)
+    select: str  # validation metric for model selection (auto: the dataset's primary metric)
 
     # set by fit() / load_state_dict()
     model_: Any = None
     num_classes_: int = 0
     training_: dict[str, Any] | None = None
     training_log_: Any = None
+    #: The primary metrics of the dataset this method was last checked against (for select=auto).
+    dataset_metrics_: tuple[str, ...] = ()
+    #: Recipe values resolved from the data at fit time (recorded with the training summary).
+    resolved_: dict[str, Any] | None = None
 
     # ---- what subclasses provide -------------------------------------------------------
 
@@ -95,6 +105,50 @@ class DeepMethod(Method):
     def load_pretrained(self, model: nn.Module) -> None:
         """Load packaged pretrained weights named by a parameter (none by default)."""
 
+    def resolve(self, train: Sequence[Sample]) -> dict[str, Any]:
+        """Recipe values resolved from the training data (recorded); the selection metric here."""
+        from plugins.methods.deep.recipe import resolve_selection
+
+        has_instances = bool(train) and all(s.instances is not None for s in train)
+        return {"select": resolve_selection(self.select, self.dataset_metrics_, has_instances)}
+
+    def training_set(self, samples: Sequence[Sample]) -> Any:
+        from plugins.methods.deep.data import TrainingSet
+
+        return TrainingSet.from_samples(samples, self.target)
+
+    def validation_score(
+        self, model: nn.Module, held_out: Sequence[Sample], device: torch.device
+    ) -> float:
+        """The selection metric of the model's predictions on the held-out samples."""
+        from plugins.methods.deep.recipe import selection_score
+
+        assert self.resolved_ is not None
+        metric = self.resolved_["select"]
+        predictions = self.infer(model, [s.image for s in held_out], device)
+        if metric == "dice":
+            return selection_score(
+                "dice",
+                [p.foreground_mask().astype(np.int32) for p in predictions],
+                [s.foreground.astype(np.int32) for s in held_out],
+            )
+        return selection_score(
+            metric,
+            [np.asarray(p.instances) for p in predictions],
+            [np.asarray(s.instances) for s in held_out],
+        )
+
+    def after_training(
+        self, model: nn.Module, held_out: Sequence[Sample], device: torch.device
+    ) -> dict[str, Any]:
+        """Tune post-processing on the held-out samples with the selected model (nothing by
+        default); returns what to record."""
+        return {}
+
+    def not_applicable(self, dataset: Dataset) -> str | None:
+        self.dataset_metrics_ = tuple(getattr(dataset, "primary_metrics", ()) or ())
+        return super().not_applicable(dataset)
+
     # ---- the shared machinery ----------------------------------------------------------
 
     def _require(self) -> None:
@@ -120,7 +174,6 @@ class DeepMethod(Method):
     def fit(self, train: Sequence[Sample], validation: Sequence[Sample]) -> None:
         self._require()
         from plugins.methods.deep import engine
-        from plugins.methods.deep.data import TrainingSet
 
         device = self._device()
         train_part, held_out = split_validation(train, validation, self.context.seed)
@@ -132,32 +185,29 @@ class DeepMethod(Method):
             patch_size=self.patch_size,
             augment=Augment.named(self.augment),
             validate_every=self.validate_every,
+            steps=self.steps,
         )
         engine.lr_factor(0.0, config.schedule)  # reject an unknown schedule before building
-        images = [s.image for s in held_out]
+        engine.effective_budget(self.context.budget, self.steps)  # reject negative steps
+        self.resolved_ = self.resolve(train_part)
 
         def validate(model: nn.Module) -> float:
-            from plugins.metrics.pixel import dice
-
-            predictions = self.infer(model, images, device)
-            return float(
-                np.mean(
-                    [
-                        dice(prediction=p.foreground_mask(), reference=s.foreground)
-                        for p, s in zip(predictions, held_out)
-                    ]
-                )
-            )
+            return self.validation_score(model, held_out, device)
 
         with engine.seeded(self.context.seed):
             self.num_classes_ = self.output_classes(train_part)
             model = self.new_model(self.num_classes_).to(device)
-            data = TrainingSet.from_samples(train_part, self.target)
+            data = self.training_set(train_part)
             result = engine.train(
                 model, data, self.batch_loss, validate, config, self.context, device
             )
+            tuned = self.after_training(model, held_out, device)
         self.model_ = model
-        self.training_ = result.as_dict() | {"validation_images": len(held_out)}
+        self.training_ = (
+            result.as_dict()
+            | {"validation_images": len(held_out), "resolved": dict(self.resolved_)}
+            | tuned
+        )
         self.training_log_ = result
 
     def _fitted(self) -> nn.Module:
@@ -185,7 +235,20 @@ class DeepMethod(Method):
 
         state = to_numpy(self._fitted().state_dict(), prefix="model.")
         state["meta.num_classes"] = np.array([self.num_classes_], dtype=np.int64)
+        if self.training_:
+            # the training summary (budget, steps, stop reason, resolved recipe, chosen
+            # decoding) travels with the fitted state, so the cell's model file records it
+            text = json.dumps(self.training_, sort_keys=True, default=str)
+            state["meta.training_json"] = np.frombuffer(text.encode(), dtype=np.uint8).copy()
+        state.update(self.extra_state())
         return state
+
+    def extra_state(self) -> dict[str, np.ndarray]:
+        """Fitted values beyond the network (``meta.*`` arrays), none by default."""
+        return {}
+
+    def load_extra_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`extra_state` saved."""
 
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         self._require()
@@ -196,6 +259,10 @@ class DeepMethod(Method):
                 f"method {self.name!r}: state has no 'meta.num_classes'; not saved by this method"
             )
         self.num_classes_ = int(np.asarray(state["meta.num_classes"]).ravel()[0])
+        if "meta.training_json" in state:
+            self.training_ = json.loads(np.asarray(state["meta.training_json"], dtype=np.uint8).tobytes())
+            self.resolved_ = dict(self.training_.get("resolved") or {})
+        self.load_extra_state(state)
         model = self.build(self.num_classes_)
         model.load_state_dict(from_numpy(state, prefix="model."))
         self.model_ = model.eval()

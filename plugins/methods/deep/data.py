@@ -11,16 +11,17 @@ import numpy as np
 from harness import Sample
 from plugins.methods.deep.augment import Augment, Patch, augment, random_crop
 
-Target = Literal["foreground", "classes", "instances"]
+Target = Literal["foreground", "classes", "instances", "rim"]
 
 
 def sample_target(sample: Sample, target: Target) -> np.ndarray:
-    """The label map a model learns from: foreground (0/1), class map, or instance ids."""
+    """The label map a model learns from: foreground (0/1), class map, or instance ids
+    (``rim``: the instance ids, encoded after resizing by :meth:`TrainingSet.from_samples`)."""
     if target == "classes":
         if sample.classes is None:
             raise ValueError(f"sample {sample.id!r} has no class map; use head='binary'")
         return np.asarray(sample.classes, dtype=np.int64)
-    if target == "instances":
+    if target in ("instances", "rim"):
         if sample.instances is None:
             raise ValueError(
                 f"sample {sample.id!r} has no instance map; an instance model needs one"
@@ -45,18 +46,26 @@ class TrainingSet:
     valid: list[np.ndarray]
 
     @classmethod
-    def from_samples(cls, samples: Sequence[Sample], target: Target) -> TrainingSet:
+    def from_samples(
+        cls, samples: Sequence[Sample], target: Target, scale: float = 1.0, rim: int = 2
+    ) -> TrainingSet:
+        """Images and targets resized by ``scale`` (area for images, nearest for label maps);
+        ``target="rim"`` encodes the resized instance map as background/interior/rim."""
+        from plugins.methods.deep.recipe import resize, rim_encoding, scaled_shape
+
         if not samples:
             raise ValueError("no training samples: the dataset's training split is empty")
         images, labels, valid = [], [], []
         for sample in samples:
             image = check_image(sample.image, f"sample {sample.id!r}")
-            images.append(image.astype(np.float32) / 255.0)
-            labels.append(sample_target(sample, target))
+            size = scaled_shape(image.shape, scale)
+            images.append(resize(image.astype(np.float32) / 255.0, size, nearest=False))
+            label = resize(sample_target(sample, target), size, nearest=True)
+            labels.append(rim_encoding(label, rim) if target == "rim" else label)
             ok = np.ones(image.shape[:2], dtype=bool)
             if sample.ignore is not None:
                 ok &= ~np.asarray(sample.ignore, dtype=bool)
-            valid.append(ok)
+            valid.append(resize(ok, size, nearest=True))
         return cls(images, labels, valid)
 
     def __len__(self) -> int:

@@ -2,7 +2,9 @@
 
 Seeded and deterministic on the CPU; mixed precision (bf16, else fp16 with a gradient scaler)
 and channels-last only on a GPU; AdamW with a cosine or one-cycle schedule driven by the
-fraction of the budget spent (steps and/or seconds); model selection on validation samples,
+fraction of the budget's steps spent (seconds drive it only for a budget without steps; with
+steps they are a safety cap, recorded in ``stopped_by`` when it ends training); a method's
+``steps`` parameter replaces the budget's step count; model selection on validation samples,
 keeping the best state.  Methods supply two callables: the loss of a batch of patches and the
 validation score (higher is better).
 """
@@ -34,6 +36,7 @@ class TrainConfig:
     patch_size: int = 256
     augment: Augment = field(default_factory=Augment)
     validate_every: int = 0  # 0: five validations over a step budget (every 40 steps without one)
+    steps: int = 0  # the method's own step count, replacing the budget's (0: the budget's)
 
 
 @dataclass
@@ -42,6 +45,7 @@ class TrainResult:
 
     budget: dict[str, Any]
     steps: int = 0
+    seconds_per_step: float = 0.0
     seconds: float = 0.0
     stopped_by: str = ""
     best_step: int = 0
@@ -115,13 +119,31 @@ def lr_factor(fraction: float, schedule: str) -> float:
     raise ValueError(f"unknown schedule {schedule!r}; choose cosine, onecycle or constant")
 
 
-def _spent(budget: Budget, step: int, elapsed: float) -> float:
-    parts = []
+def effective_budget(budget: Budget, steps: int = 0) -> Budget:
+    """``budget`` with its step count replaced by a method's own ``steps`` (0: unchanged)."""
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0 (0: the budget's), got {steps}")
+    if not steps:
+        return budget
+    return Budget(f"{budget.name}+steps={steps}", max_steps=steps, max_seconds=budget.max_seconds)
+
+
+def progress(budget: Budget, step: int, elapsed: float) -> float:
+    """Fraction of the budget spent, which drives the schedule: steps when the budget counts
+    steps (seconds are then only a cap), else seconds."""
     if budget.max_steps:
-        parts.append(step / budget.max_steps)
-    if budget.max_seconds:
-        parts.append(elapsed / budget.max_seconds)
-    return max(parts)
+        return step / budget.max_steps
+    assert budget.max_seconds
+    return elapsed / budget.max_seconds
+
+
+def stop_reason(budget: Budget, step: int, elapsed: float) -> str:
+    """``max_steps`` or ``max_seconds`` once either limit is reached, else ''."""
+    if budget.max_steps and step >= budget.max_steps:
+        return "max_steps"
+    if budget.max_seconds and elapsed >= budget.max_seconds:
+        return "max_seconds"
+    return ""
 
 
 def copy_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -153,7 +175,7 @@ def train(
     device: torch.device,
 ) -> TrainResult:
     """Train ``model`` in place within ``context.budget``; leave it holding the best state."""
-    budget = context.budget
+    budget = effective_budget(context.budget, config.steps)
     if not budget.max_steps and not budget.max_seconds:
         raise ValueError(f"budget {budget.name!r} sets neither max_steps nor max_seconds")
     rng = np.random.default_rng(context.seed)
@@ -174,14 +196,10 @@ def train(
     with bar:
         while True:
             elapsed = time.perf_counter() - start
-            spent = _spent(budget, result.steps, elapsed)
-            if spent >= 1.0:
-                result.stopped_by = (
-                    "max_steps"
-                    if budget.max_steps and result.steps >= budget.max_steps
-                    else "max_seconds"
-                )
+            result.stopped_by = stop_reason(budget, result.steps, elapsed)
+            if result.stopped_by:
                 break
+            spent = progress(budget, result.steps, elapsed)
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * lr_factor(spent, config.schedule)
             model.train()
@@ -202,7 +220,7 @@ def train(
                 result.first_loss = value
             result.last_loss = value
             result.losses.append(value)
-            last = _spent(budget, result.steps, time.perf_counter() - start) >= 1.0
+            last = bool(stop_reason(budget, result.steps, time.perf_counter() - start))
             if result.steps % every == 0 or last:
                 model.eval()
                 score = float(validate(model))
@@ -217,4 +235,5 @@ def train(
     model.load_state_dict(best_state)
     model.eval()
     result.seconds = time.perf_counter() - start
+    result.seconds_per_step = result.seconds / max(1, result.steps)
     return result

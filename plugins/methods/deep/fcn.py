@@ -18,7 +18,7 @@ class FCNResNet50(SemanticMethod):
     """Fully convolutional network (Long et al., CVPR 2015) with a ResNet backbone."""
 
     name = "fcn_resnet50"
-    version = "1"
+    version = "2"
     description = (
         "torchvision FCN with a ResNet-50 backbone, multi-class when the dataset has classes; "
         "random initialisation (no pretrained weights); instances by post-processing"
@@ -41,6 +41,12 @@ class FCNResNet50(SemanticMethod):
         validate_every: int = 0,
         tile: int = 1024,
         weights: str = "",
+        encoding: str = "auto",
+        rim: int = 0,
+        scale: float = 0.0,
+        tta: str = "rot90",
+        steps: int = 0,
+        select: str = "auto",
     ) -> None:
         self.blocks = blocks
         self.head = head
@@ -56,6 +62,12 @@ class FCNResNet50(SemanticMethod):
         self.validate_every = validate_every
         self.tile = tile
         self.weights = weights
+        self.encoding = encoding
+        self.rim = rim
+        self.scale = scale
+        self.tta = tta
+        self.steps = steps
+        self.select = select
         self._check_head()
         if len(self.blocks) != 4 or min(self.blocks) < 1:
             raise ValueError(

@@ -1,5 +1,6 @@
-"""Inference on whole images of any size: pad to the network stride, tile large images with
-overlap (averaging the logits where tiles overlap), crop back; batches of equal-size images."""
+"""Inference on whole images of any size: optionally rescale, pad to the network stride, tile
+large images with overlap (averaging the logits where tiles overlap), crop back, average the
+logits over test-time flips/quarter turns, resize back; batches of equal-size images."""
 
 from __future__ import annotations
 
@@ -75,6 +76,45 @@ def forward_tiled(forward: Forward, x: torch.Tensor, stride: int, tile: int) -> 
     return out / count
 
 
+#: Test-time augmentation: each transform is (number of quarter turns, flip the width axis).
+TTA = {
+    "none": ((0, False),),
+    "flips": ((0, False), (0, True), (2, False), (2, True)),  # identity, h, h+v (= rot180), v
+    "rot90": ((0, False), (1, False), (2, False), (3, False)),
+    "d4": tuple((k, f) for f in (False, True) for k in range(4)),
+}
+
+
+def check_tta(name: str) -> None:
+    if name not in TTA:
+        raise ValueError(f"unknown test-time augmentation {name!r}; choose from {', '.join(TTA)}")
+
+
+def tta_apply(x: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    """Flip the width axis (if ``flip``), then rotate by ``turns`` quarter turns (N×C×H×W)."""
+    if flip:
+        x = torch.flip(x, dims=(-1,))
+    return torch.rot90(x, turns, dims=(-2, -1)) if turns % 4 else x
+
+
+def tta_invert(x: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    """The inverse of :func:`tta_apply` with the same arguments."""
+    if turns % 4:
+        x = torch.rot90(x, -turns, dims=(-2, -1))
+    return torch.flip(x, dims=(-1,)) if flip else x
+
+
+def forward_tta(forward: Forward, x: torch.Tensor, tta: str) -> torch.Tensor:
+    """Mean of ``forward`` over the transforms of ``tta``, each mapped back to ``x``'s frame."""
+    total: torch.Tensor | None = None
+    transforms = TTA[tta]
+    for turns, flip in transforms:
+        y = tta_invert(forward(tta_apply(x, turns, flip)).float(), turns, flip)
+        total = y if total is None else total + y
+    assert total is not None
+    return total / len(transforms)
+
+
 def predict_logits(
     forward: Forward,
     images: Sequence[np.ndarray],
@@ -82,8 +122,16 @@ def predict_logits(
     stride: int,
     tile: int,
     batch_size: int,
+    scale: float = 1.0,
+    tta: str = "none",
 ) -> list[np.ndarray]:
-    """Float32 logits C×H×W for each H×W×3 image; equal-size images share batches."""
+    """Float32 logits C×H×W for each H×W×3 image; equal-size images share batches.
+
+    ``scale`` != 1: the network sees the image resized by ``scale`` and its logits are resized
+    back (bilinear) to the image's size; ``tta`` names the test-time transforms averaged."""
+    from plugins.methods.deep.recipe import resize, scaled_shape
+
+    check_tta(tta)
     results: list[np.ndarray | None] = [None] * len(images)
     by_shape: dict[tuple[int, ...], list[int]] = {}
     for i, image in enumerate(images):
@@ -93,11 +141,17 @@ def predict_logits(
         torch.inference_mode(),
         torch.autocast(device.type, dtype=dtype, enabled=dtype is not None),
     ):
-        for indices in by_shape.values():
+        for shape, indices in by_shape.items():
+            size = scaled_shape(shape, scale)
             for k in range(0, len(indices), max(1, batch_size)):
                 chunk = indices[k : k + max(1, batch_size)]
-                x = to_tensor(np.stack([np.asarray(images[i])[..., :3] for i in chunk]), device)
-                logits = forward_tiled(forward, x, stride, tile).float().cpu().numpy()
-                for i, value in zip(chunk, logits):
+                batch = [resize(np.asarray(images[i])[..., :3], size, nearest=False) for i in chunk]
+                x = to_tensor(np.stack(batch), device)
+                logits = forward_tta(lambda t: forward_tiled(forward, t, stride, tile), x, tta)
+                if tuple(logits.shape[-2:]) != tuple(shape[:2]):
+                    logits = F.interpolate(
+                        logits.float(), size=tuple(shape[:2]), mode="bilinear", align_corners=False
+                    )
+                for i, value in zip(chunk, logits.float().cpu().numpy()):
                     results[i] = value
     return [r for r in results if r is not None]

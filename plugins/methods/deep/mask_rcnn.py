@@ -74,7 +74,7 @@ class MaskRCNN(DeepMethod):
     """Mask R-CNN (He et al., ICCV 2017) from torchvision, class-agnostic (object vs background)."""
 
     name = "mask_rcnn"
-    version = "1"
+    version = "2"
     description = (
         "torchvision Mask R-CNN ResNet-50-FPN, instances directly; random initialisation "
         "(no pretrained weights); images kept at their own size"
@@ -101,6 +101,8 @@ class MaskRCNN(DeepMethod):
         augment: str = "default",
         validate_every: int = 0,
         weights: str = "",
+        steps: int = 0,
+        select: str = "auto",
     ) -> None:
         self.blocks = blocks
         self.anchor_size = anchor_size
@@ -117,6 +119,8 @@ class MaskRCNN(DeepMethod):
         self.augment = augment
         self.validate_every = validate_every
         self.weights = weights
+        self.steps = steps
+        self.select = select
         if len(self.blocks) != 4 or min(self.blocks) < 1:
             raise ValueError(
                 f"method 'mask_rcnn': blocks needs 4 positive counts; got {self.blocks!r}"

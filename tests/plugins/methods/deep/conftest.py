@@ -95,17 +95,21 @@ def trained_case(request: pytest.FixtureRequest, trained: Callable[[str], tuple[
 
 
 @pytest.fixture(scope="session")
-def untrained() -> Callable[[Case], Method]:
+def untrained() -> Callable[..., Method]:
     return _untrained_copy
 
 
-def _untrained_copy(case: Case, n_classes: int = 1) -> Method:
-    """The same method with a freshly initialised network (seed 0), never trained."""
+def _untrained_copy(case: Case, like: Method | None = None, n_classes: int = 1) -> Method:
+    """The same method with a freshly initialised network (seed 0), never trained; ``like``
+    (a fitted one) lends its resolved recipe and class count, so both learn the same target."""
     import torch
 
     method = case.make()
     method.setup(RunContext(seed=0))
     torch.manual_seed(0)
+    if like is not None:
+        method.resolved_ = dict(like.resolved_ or {})  # type: ignore[attr-defined]
+        n_classes = like.num_classes_  # type: ignore[attr-defined]
     method.num_classes_ = 2 if case.name == "mask_rcnn" else n_classes  # type: ignore[attr-defined]
     method.model_ = method.new_model(method.num_classes_).eval()  # type: ignore[attr-defined]
     return method

