@@ -357,7 +357,7 @@ def _pid_alive(pid: int) -> bool:
 def clean_stale(target: Path) -> list[Path]:
     """Remove the work folders of fetches of ``target`` whose process is gone (killed, power
     loss); returns what was removed.  A fetch still running elsewhere is left alone."""
-    removed = []
+    removed: list[Path] = []
     pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.[0-9a-f]+{_WORK_SUFFIX}$")
     if not target.parent.is_dir():
         return removed

@@ -318,7 +318,9 @@ def build_registry(
 
 def _add_all(registry: Registry, pending: list[tuple[Kind, Any]], source: Source) -> None:
     """Add everything one plugin registered, or nothing when any of it is refused."""
-    trial = Registry(**{f"{kind}s": dict(registry.table(kind)) for kind in KINDS})
+    trial = Registry()
+    for kind in KINDS:
+        trial.table(kind).update(registry.table(kind))
     for kind, obj in pending:
         trial.add(kind, obj, source)
     for kind in KINDS:

@@ -250,7 +250,9 @@ def overlays_html(store: Store, registry: Any, cells: Sequence[Any], values: Per
                     continue
                 pred = reader.get(number[sid])
                 sample = dataset.load(split, sid)
-                predicted = pred.instances if pred.instances is not None else pred.foreground.astype(np.int32)
+                if pred.instances is None and pred.foreground is None:
+                    continue
+                predicted = pred.instances if pred.instances is not None else np.asarray(pred.foreground, np.int32)
                 reference = sample.instances if sample.instances is not None else sample.foreground.astype(np.int32)
                 picture = Image.fromarray(overlay(*_thumbnail(sample.image, reference, predicted)))
                 buf = io.BytesIO()

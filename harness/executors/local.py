@@ -47,6 +47,7 @@ class LocalExecutor(Executor):
     def as_completed(self) -> Iterator[tuple[CellSpec, Mapping[str, Any]]]:
         while self._pending and not self._cancelled:
             cell = with_timing(self._pending.pop(0), 1)
+            record: Mapping[str, Any]
             try:
                 with time_limit(self.cell_timeout):
                     record = execute_cell(cell, self.store_root, self.registry, self.on_image)

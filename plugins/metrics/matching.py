@@ -186,7 +186,7 @@ def pair_counts(
     """
     bins = (top_r + 1) * (top_p + 1)
     narrow = bins <= 65536 and reference.size < 1 << 24
-    key = reference.astype(np.uint16 if narrow else np.intp)
+    key: np.ndarray[Any, Any] = reference.astype(np.uint16 if narrow else np.intp)
     key *= top_p + 1
     np.add(key, prediction, out=key, casting="unsafe")  # key < bins: no overflow, no sign change
     if narrow and bins <= HIST_BINS and key.size:
