@@ -24,7 +24,7 @@ def rich_table(title: str, rows: Sequence[Mapping[str, Any]], provenance: Mappin
     metrics = provenance["ranking"]["metrics"]
     table = Table(title=title, title_justify="left")
     table.add_column("rank", justify="right")
-    table.add_column("entry")
+    table.add_column("entry", overflow="fold", min_width=16)  # never cut: a user types these names
     for m in metrics:
         arrow = "↑" if m["higher_is_better"] else "↓"
         for split in m["splits"]:
