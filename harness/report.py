@@ -95,7 +95,7 @@ def render_markdown(folder: Path) -> str:
     align += ["---:"] * len(profile) + [":---"]
     lines += ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
     for r in rows:
-        name = r["entry"] + {"published": " †", "submitted": " ‡"}.get(r["source"], "")
+        name = r["entry"] + {"published": " †", "submitted": " §"}.get(r["source"], "")
         cells = [r["rank"], f"`{name}`" if r["source"] != "published" else name]
         if spread:
             cells[0] = uncertainty.rank_cell(r, "", r["rank"], spread["alpha"], mark=True)
@@ -117,7 +117,7 @@ def render_markdown(folder: Path) -> str:
         "↑ higher is better, ↓ lower is better. Entries that failed, were skipped or are "
         "incomplete are listed and not ranked. † published result"
         + (f" ({prov['reference']['citation']})" if prov.get("reference", {}).get("citation") else "")
-        + (". ‡ predictions submitted with `bench score` (scored by segbench, not timed)"
+        + (". § predictions submitted with `bench score` (scored by segbench, not timed)"
            if any(r["source"] == "submitted" for r in rows) else "")
         + ". Timing and memory are measured, not ranked.",
         "",

@@ -39,7 +39,7 @@ def rich_table(title: str, rows: Sequence[Mapping[str, Any]], provenance: Mappin
     if footer:
         table.caption, table.caption_justify = footer.replace("`", ""), "left"
     for r in rows:
-        cells = [str(r["rank"]), r["entry"] + {"published": " †", "submitted": " ‡"}.get(r["source"], "")]
+        cells = [str(r["rank"]), r["entry"] + {"published": " †", "submitted": " §"}.get(r["source"], "")]
         for m in metrics:
             for split in m["splits"]:
                 cells += [str(r[f"{m['name']}.{split}.score"]), str(r[f"{m['name']}.{split}.rank"])]
