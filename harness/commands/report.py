@@ -76,7 +76,7 @@ def table_html(rows: Sequence[Mapping[str, str]], prov: Mapping[str, Any]) -> st
     for r in rows:
         published = r["source"] == "published"
         cells = [(r["rank"], uncertainty.rank_cell(r, "", r["rank"], spread["alpha"], mark=True) if spread else r["rank"])]
-        cells.append((r["entry"], r["entry"] + (" †" if published else "")))
+        cells.append((r["entry"], r["entry"] + {"published": " †", "submitted": " §"}.get(r["source"], "")))
         for c, _ in cols:
             shown = uncertainty.score_cell(r, c, spread["alpha"]) if spread else r.get(f"{c}.score", "")
             cells.append((r.get(f"{c}.score", ""), shown))
