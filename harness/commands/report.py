@@ -333,14 +333,15 @@ def render_html(folder: Path, values: PerImage | None = None, overlays: str = ""
 @click.option("--run", "run_id", default=None, help="A run id in the store instead: adds per-image plots and table.")
 @click.option("--store", "store_path", type=click.Path(path_type=Path), envvar="BENCH_RUNS", default="runs", show_default=True)
 @click.option("--dataset", default=None, help="Dataset of the run (default: its first).")
-@click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Published results CSV (with --run).")
+@click.option("--reference", default=None,
+              help="Published results (with --run): a table the dataset ships, by name (e.g. glas2015), or a CSV file.")
 @click.option("--reference-citation", default=None)
 @click.option("--bootstrap", type=click.IntRange(min=0), default=uncertainty.DEFAULT_RESAMPLES, show_default=True)
 @click.option("--bootstrap-seed", type=int, default=uncertainty.DEFAULT_SEED, show_default=True)
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default="report.html", show_default=True)
 @click.pass_context
 def report_cmd(ctx: click.Context, folder: Path | None, run_id: str | None, store_path: Path, dataset: str | None,
-               reference: Path | None, reference_citation: str | None, bootstrap: int, bootstrap_seed: int, out: Path) -> None:
+               reference: str | None, reference_citation: str | None, bootstrap: int, bootstrap_seed: int, out: Path) -> None:
     """Write one self-contained HTML page (no network needed) from a leaderboard folder or a run."""
     if (folder is None) == (run_id is None):
         raise click.UsageError("pass exactly one of --leaderboard DIR or --run RUN_ID")
@@ -358,15 +359,16 @@ def report_cmd(ctx: click.Context, folder: Path | None, run_id: str | None, stor
     click.echo(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
 
 
-def _from_run(ctx: click.Context, store: Store, run_id: str, dataset: str | None, reference: Path | None,
+def _from_run(ctx: click.Context, store: Store, run_id: str, dataset: str | None, reference_text: str | None,
               citation: str | None, bootstrap: int, seed: int) -> str:
     from harness.bench import build_leaderboard
     from harness.cli import registry_from
-    from harness.commands.leaderboard import datasets_in_run
+    from harness.commands.leaderboard import datasets_in_run, resolve_reference
 
     registry = registry_from(ctx)
     run = store.run(run_id)
     dataset = dataset or datasets_in_run(store, run)[0]
+    reference, citation = resolve_reference(registry, dataset, reference_text, citation)
     text, _, prov = build_leaderboard(registry, store, run, dataset, reference=reference, reference_citation=citation,
                                       bootstrap=bootstrap, bootstrap_seed=seed)
     cells = [c for c in (store.cell(k) for k in prov["cells"]) if c is not None]
