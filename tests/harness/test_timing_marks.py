@@ -163,9 +163,14 @@ def test_committed_suites_describe_their_leaderboards(name: str) -> None:
     version = board / (board / "LATEST").read_text().strip()
     prov = json.loads((version / "run.json").read_text())
     with open(version / "leaderboard.csv") as fh:
-        measured = {r["method"] for r in csv.DictReader(fh) if r["source"] == "measured"}
+        rows = [r for r in csv.DictReader(fh) if r["source"] == "measured"]
+    measured = {r["method"] for r in rows}
     assert [d for d, _ in suite.datasets] == [prov["dataset"]]
-    assert {m for m, _ in suite.methods} == measured and all(not p for _, p in suite.methods)
+    assert {m for m, _ in suite.methods} == measured
+    for method, params in suite.methods:  # a suite's parameters (e.g. steps) are the entry's
+        (row,) = [r for r in rows if r["method"] == method]
+        recorded = json.loads(row["params"]) if row["params"] else {}
+        assert all(recorded.get(k) == v for k, v in params.items()), (method, params, recorded)
     assert suite.settings["seeds"] == prov["seeds"]
     assert suite.settings["budget"] == prov["budget"]["name"]
     ranked = [m["name"] for m in prov["ranking"]["metrics"]]
@@ -173,6 +178,6 @@ def test_committed_suites_describe_their_leaderboards(name: str) -> None:
     if name == "dsb2018-sample":  # the CI gate's methods, in the Makefile's order
         gate = re.search(r"^GATE_METHODS\s*:=\s*(\S+)", (REPO / "Makefile").read_text(), re.M)
         assert gate and [m for m, _ in suite.methods] == gate.group(1).split(",")
-    else:
-        assert "budget is to be set when this leaderboard is regenerated" in " ".join(
-            line.lstrip("# ") for line in suite.text.splitlines() if line.startswith("#"))
+    else:  # the file says how to reproduce its leaderboard
+        comments = " ".join(line.lstrip("# ") for line in suite.text.splitlines() if line.startswith("#"))
+        assert f"bench run --config suites/{name}.toml" in comments and f"bench leaderboard --dataset {name}" in comments
