@@ -190,6 +190,17 @@ def _check_rows(record: Mapping[str, Any], raw: bytes) -> str:
     return ""
 
 
+def _swap_in(tmp: Path, final: Path) -> Path:
+    """Rename an assembled folder into place; an existing one is first renamed aside (to a
+    ``.tmp-old-*`` name the cleaner recognises) and removed.  Call under the key's lock."""
+    if final.exists():
+        trash = final.parent / f".tmp-old-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        os.rename(final, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    os.rename(tmp, final)
+    return final
+
+
 class Store:
     """Reads and writes cell records and run manifests under one root directory."""
 
@@ -351,13 +362,7 @@ class Store:
             integrity = {"rows": raw.count(b"\n"), "sha256": hashlib.sha256(raw).hexdigest()}
             write_json_atomic(tmp / "cell.json", {"schema": SCHEMA_VERSION, **record, "key": key,
                                                   "images": integrity})
-            final = self.cell_dir(key)
-            if final.exists():  # replacing (--force or a retried error): move the old one aside
-                trash = self.cells_dir / f".tmp-old-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-                os.rename(final, trash)
-                shutil.rmtree(trash, ignore_errors=True)
-            os.rename(tmp, final)
-            return final
+            return _swap_in(tmp, self.cell_dir(key))  # replacing: --force or a retried error
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -393,12 +398,7 @@ class Store:
                 if not replace and self.stage(pkey) is not None:
                     shutil.rmtree(tmp, ignore_errors=True)
                     return final
-                if final.exists():  # a damaged or replaced stage: move it aside
-                    trash = self.predictions_dir / f".tmp-old-{pkey}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-                    os.rename(final, trash)
-                    shutil.rmtree(trash, ignore_errors=True)
-                os.rename(tmp, final)
-                return final
+                return _swap_in(tmp, final)  # replacing: a damaged stage or --force
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
