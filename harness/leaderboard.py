@@ -29,7 +29,13 @@ from harness.types import MetricSpec
 
 DECIMALS = 4
 TIE_BREAK = "equal sums of ranks share the overall rank and are listed by entry name"
-PROFILE_COLUMNS = ("fit_s", "latency_p50_ms", "latency_p95_ms", "images_per_s", "peak_rss_mb", "peak_gpu_mb")
+PROFILE_COLUMNS = ("fit_s", "predict_s", "latency_p50_ms", "latency_p95_ms", "images_per_s", "peak_rss_mb",
+                   "peak_gpu_mb")
+#: What a learning entry's training did (from the training summary its cells record): the steps
+#: run of the steps its budget allowed, what stopped training, the step whose checkpoint was kept, and the packaged pretrained
+#: weights it started from ("none": random initialisation).  Empty for methods that do not learn
+#: or record no summary.  Part of the result, not of the timing.
+TRAINING_COLUMNS = ("steps", "max_steps", "stopped_by", "best_step", "pretrained")
 #: How an entry's timings were taken: ``isolated`` (one cell at a time), ``concurrent:N`` (up to N
 #: cells at once), ``mixed`` (its seeds differ), empty when the records do not say.
 TIMING_COLUMN = "timing"
@@ -65,6 +71,7 @@ class Row:
     device: str = ""
     budget: str = ""
     timing: str = ""
+    training: dict[str, str] = field(default_factory=dict)  # TRAINING_COLUMNS
 
     @property
     def rankable(self) -> bool:
@@ -131,12 +138,37 @@ def measured_rows(
         if failed or any(v is None for v in row.scores.values()):
             row.status = f"incomplete: {failed} image/metric evaluations failed"
         row.timing = timing_of(records)
+        row.training = training_of(records)
         for col in PROFILE_COLUMNS:
             present = [float(r[col]) for r in records if r.get(col) is not None]
             if present:
                 row.profile[col] = round(max(present) if col.startswith("peak") else float(np.mean(present)), 3)
         rows.append(row)
     return rows
+
+
+def training_of(records: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """:data:`TRAINING_COLUMNS` of an entry from its cells' training summaries; seeds that
+    differ are joined with ``/`` (in seed order)."""
+    summaries = [r.get("training") for r in records]
+    if not summaries or not all(isinstance(s, Mapping) for s in summaries):
+        return {}
+
+    def one(summary: Mapping[str, Any], column: str) -> str:
+        if column == "pretrained":
+            resolved = summary.get("resolved") or {}
+            return str(resolved.get("pretrained") or "none")
+        if column == "max_steps":
+            value = (summary.get("budget") or {}).get("max_steps")
+            return "" if value is None else str(value)
+        value = summary.get(column)
+        return "" if value is None else str(value)
+
+    out = {}
+    for column in TRAINING_COLUMNS:
+        values = [one(s, column) for s in summaries]  # type: ignore[arg-type]
+        out[column] = values[0] if len(set(values)) == 1 else "/".join(values)
+    return out
 
 
 def timing_of(records: Sequence[Mapping[str, Any]]) -> str:
@@ -254,6 +286,8 @@ def _base(row: Row, metrics: Sequence[RankedMetric]) -> dict[str, Any]:
         d[col] = "" if v is None else v
     d[TIMING_COLUMN] = row.timing
     d["device"] = row.device
+    for col in TRAINING_COLUMNS:
+        d[col] = row.training.get(col, "")
     return d
 
 
@@ -262,7 +296,7 @@ def columns(metrics: Sequence[RankedMetric]) -> list[str]:
     for m in metrics:
         for score_col, rank_col in m.columns():
             cols += [score_col, rank_col]
-    return cols + ["rank_sum", *PROFILE_COLUMNS, TIMING_COLUMN, "device"]
+    return cols + ["rank_sum", *PROFILE_COLUMNS, TIMING_COLUMN, "device", *TRAINING_COLUMNS]
 
 
 def to_csv(table: Sequence[Mapping[str, Any]], metrics: Sequence[RankedMetric], extra: Sequence[str] = ()) -> str:

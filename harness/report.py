@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import uncertainty
-from harness.leaderboard import PROFILE_COLUMNS, TIE_BREAK, TIMING_COLUMN, read_csv
+from harness.leaderboard import PROFILE_COLUMNS, TIE_BREAK, TIMING_COLUMN, TRAINING_COLUMNS, read_csv
 
 PROFILE_TITLES = {
     "fit_s": "Fit (s)",
+    "predict_s": "Predict (s)",
     "latency_p50_ms": "p50 (ms)",
     "latency_p95_ms": "p95 (ms)",
     "images_per_s": "img/s",
@@ -71,6 +72,25 @@ def timing_footer(rows: Sequence[Mapping[str, str]], profile: Sequence[str]) -> 
     if unknown:
         parts.append(f"not recorded whether isolated or concurrent: {', '.join(f'`{e}`' for e in unknown)}")
     return "; ".join(p for p in parts if p) + "."
+
+
+def training_table(rows: Sequence[Mapping[str, str]]) -> list[str]:
+    """Markdown lines: per learning entry, its budget, the steps it ran, what stopped it, the
+    step whose checkpoint it kept, its packaged pretrained weights, and its fit and prediction
+    wall time (``Fit (s)`` and ``Predict (s)``: over every evaluation image).  Empty when no
+    entry recorded a training summary (or for a table written before these columns)."""
+    learned = [r for r in rows if r["source"] == "measured" and r.get("steps")]
+    if not learned:
+        return []
+    out = ["", "Training (learning entries; steps, stop and checkpoint from each cell's training summary; "
+           "pretrained: packaged weights the network started from, none = random initialisation):", "",
+           "| Entry | Budget | Steps run | of | Stopped by | Kept step | Pretrained | Fit (s) | Predict (s) |",
+           "| :--- | :--- | ---: | ---: | :--- | ---: | :--- | ---: | ---: |"]
+    for r in learned:
+        cells = [f"`{r['entry']}`", r.get("budget", ""), *(r.get(c, "") for c in TRAINING_COLUMNS),
+                 r.get("fit_s", ""), r.get("predict_s", "")]
+        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return out
 
 
 def render_markdown(folder: Path) -> str:
@@ -138,6 +158,7 @@ def render_markdown(folder: Path) -> str:
     if (folder / "suite.toml").is_file():
         lines += ["", "Reproduce with `bench run --config suite.toml` (the suite file of the run, beside this table), "
                   "then `bench leaderboard`."]
+    lines += training_table(rows)
     if spread:
         lines += ["", *uncertainty.footer(spread), *uncertainty.per_seed_table(rows, metrics)]
     notes = prov.get("notes")

