@@ -82,10 +82,11 @@ def cell_key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical(parts).encode()).hexdigest()[:24]
 
 
-def method_source(cls: type) -> dict[str, Any]:
-    """A sha256 over the source files of a method class: its module and, when the module
-    lives in a package other than the top-level ``plugins`` namespace, the package's
-    ``__init__``.  Editing the code changes the hash without a ``version`` bump."""
+def method_source(cls: Any) -> dict[str, Any]:
+    """A sha256 over the source files of a plugin's code (a method or dataset class, a metric
+    function): its module and, when the module lives in a package other than the top-level
+    ``plugins`` namespace, the package's ``__init__``.  Editing the code changes the hash
+    without a ``version`` bump; code imported from other modules is not covered."""
     module = sys.modules.get(cls.__module__)
     paths: list[Path] = []
     if module is not None and getattr(module, "__file__", None):
@@ -171,10 +172,12 @@ def plan(
         raise ValueError(f"unknown budget {budget!r}; choose from {', '.join(BUDGETS)}")
     cache = store.file_hashes() if store is not None else FileHashCache(None)
     cells = []
+    metric_code: dict[str, list[Any]] = {}
     for ds_name, ds_params in datasets:
         dataset = registry.dataset(ds_name, **ds_params)
         content = dataset_content(dataset, cache)
-        fingerprint = {**dataset.fingerprint(), "content": content["sha256"]}
+        loader = method_source(type(dataset))  # a loader fix changes the reference: new cells
+        fingerprint = {**dataset.fingerprint(), "content": content["sha256"], "source": loader["sha256"]}
         for m_name, m_params in methods:
             method = registry.method(m_name, **m_params)
             source = method_source(type(method))
@@ -182,6 +185,10 @@ def plan(
             chosen = applicable_metrics(registry, dataset.provides, method.outputs, metrics)
             learns = bool(method.learns)
             packages = result_packages(method)
+            for m in chosen:  # a metric's version and source: an edit rescores, without refitting
+                if m not in metric_code:
+                    spec = registry.metric(m)
+                    metric_code[m] = [spec.version, method_source(spec.statistics)["sha256"]]
             for seed in seeds:
                 predict_parts = {
                     "stage": "predict",
@@ -196,7 +203,7 @@ def plan(
                     **({"probabilities": True} if save_probabilities else {}),
                 }
                 predict_key = cell_key(predict_parts)
-                parts = {"predict": predict_key, "metrics": {m: registry.metric(m).version for m in chosen}}
+                parts = {"predict": predict_key, "metrics": {m: metric_code[m] for m in chosen}}
                 cells.append(
                     CellSpec(
                         dataset=ds_name,
@@ -210,7 +217,7 @@ def plan(
                         eval_splits=tuple(dataset.eval_splits),
                         key=cell_key(parts),
                         label=entry_label(m_name, params, type(method).param_defaults()),
-                        provenance={"method_source": source, "dataset_content": content,
+                        provenance={"method_source": source, "dataset_content": content, "dataset_source": loader,
                                     **({"packages_keyed": packages} if packages else {})},
                         predict_key=predict_key,
                         save_probabilities=save_probabilities,

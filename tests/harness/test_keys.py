@@ -141,3 +141,86 @@ def test_dataset_without_files_falls_back_and_says_so(tmp_path: Path) -> None:
     spec = plan(registry, [("squares", {})], [("decode", {})], [0], metrics=["dice"])[0]
     assert spec.provenance["dataset_content"]["sha256"] is None
     assert "lists no files" in spec.provenance["dataset_content"]["note"]
+
+
+DATASET_CODE = '''
+import numpy as np
+
+from harness import Sample
+from harness.data import FileDataset
+
+
+class Tiles2(FileDataset):
+    name = "tiles2"
+    license = "CC0-1.0"
+    citation = "test fixture"
+    splits = ("test",)
+    eval_splits = ("test",)
+
+    def __init__(self, root=None):
+        self.root = root
+
+    def sample_ids(self, split):
+        return sorted(p.stem for p in self.directory.glob("*.npy"))
+
+    def load(self, split, sample_id):
+        labels = np.load(self.directory / f"{sample_id}.npy")
+        return Sample(id=sample_id, image=np.stack([labels] * 3, axis=-1), instances=labels)
+'''
+
+METRIC_CODE = '''
+def area(pair):
+    return {"value": float(pair.prediction.instances.astype(bool).sum())}
+'''
+
+
+def _code_registry(tmp_path: Path, files: dict[str, Path], method_file: Path) -> Registry:
+    from harness.types import MetricSpec
+
+    modules = {}
+    for what, path in [*files.items(), ("method", method_file)]:
+        name = f"keys_{what}_{abs(hash((path, path.read_text())))}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        modules[what] = importlib.util.module_from_spec(spec)
+        sys.modules[name] = modules[what]
+        spec.loader.exec_module(modules[what])
+
+    class Plugin:
+        @hookimpl
+        def bench_register_datasets(self, register):  # type: ignore[no-untyped-def]
+            register(modules["dataset"].Tiles2)
+
+        @hookimpl
+        def bench_register_methods(self, register):  # type: ignore[no-untyped-def]
+            register(modules["method"].Echo)
+
+        @hookimpl
+        def bench_register_metrics(self, register):  # type: ignore[no-untyped-def]
+            register(MetricSpec("area", True, modules["metric"].area, requires=frozenset({"instances"}),
+                                reference_requires=frozenset({"instances"}), range=(0.0, 1e9)))
+
+    return build_registry(extra_plugins=[(Plugin(), SOURCE)], warn=False)
+
+
+def test_editing_the_dataset_or_metric_code_changes_the_right_key(setup, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, data, method_file = setup
+    files = {"dataset": tmp_path / "tiles_plugin.py", "metric": tmp_path / "area_plugin.py"}
+    files["dataset"].write_text(DATASET_CODE)
+    files["metric"].write_text(METRIC_CODE)
+
+    def keys() -> tuple[str, str]:
+        registry = _code_registry(tmp_path, files, method_file)
+        (spec,) = plan(registry, [("tiles2", {"root": data})], [("echo", {})], [0], metrics=["area"])
+        return spec.predict_key, spec.key
+
+    predict, cell = keys()
+    assert keys() == (predict, cell)
+    # a loader edit changes what the reference is: both stages are new
+    files["dataset"].write_text(DATASET_CODE.replace("labels = np.load", "labels = 1 + np.load"))
+    predict2, cell2 = keys()
+    assert predict2 != predict and cell2 != cell
+    # a metric edit (no version bump) rescores the saved predictions: same predict stage, new cell
+    files["metric"].write_text(METRIC_CODE.replace(".sum()", ".sum() * 2"))
+    predict3, cell3 = keys()
+    assert predict3 == predict2 and cell3 != cell2
