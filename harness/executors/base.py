@@ -143,16 +143,16 @@ def limit_threads(threads: int | None) -> Callable[[], None]:
         return lambda: None
     from threadpoolctl import threadpool_limits
 
-    limiter = threadpool_limits(limits=int(threads))
     torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else None
-    if torch is not None and before != threads:
+    before = torch.get_num_threads() if torch is not None else None  # read before OpenMP is limited
+    limiter = threadpool_limits(limits=int(threads))
+    if torch is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(int(threads))
 
-    def restore() -> None:
-        limiter.restore_original_limits()
+    def restore() -> None:  # in reverse: torch's count, then the pools threadpoolctl found
         if torch is not None and before is not None and torch.get_num_threads() != before:
             torch.set_num_threads(before)
+        limiter.restore_original_limits()
 
     return restore
 
