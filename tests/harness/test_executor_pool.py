@@ -10,6 +10,7 @@ import json
 import os
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from threadpoolctl import threadpool_info
@@ -81,6 +82,12 @@ def seen(folder: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in files]
 
 
+def stored(store: Path, key: str) -> dict[str, Any]:
+    record = Store(store).cell(key)
+    assert record is not None
+    return record.to_json()
+
+
 def run(store: Path, methods: list, seeds: list[int], **kwargs):  # type: ignore[no-untyped-def]
     return run_benchmark(build_registry(warn=False), [TINY], methods, seeds, metrics=["dice"], store=Store(store),
                          **kwargs)
@@ -103,8 +110,7 @@ def test_process_workers_run_with_the_recorded_threads(probes: Path, tmp_path: P
         pytest.importorskip("torch")
     result = run(tmp_path / "runs", [("threads-probe", {"use_torch": use_torch})], [0, 1], executor="process",
                  jobs=jobs)
-    store = Store(tmp_path / "runs")
-    assert [(store.cell(c.key) or {}).get("threads") for c in result.cells] == [expected, expected]
+    assert [stored(tmp_path / "runs", c.key).get("threads") for c in result.cells] == [expected, expected]
     observed = seen(probes)
     assert len(observed) == 2
     for one in observed:
@@ -118,7 +124,7 @@ def test_local_limits_its_threads_for_the_cell_and_restores_them(probes: Path, t
     before = sorted((p["filepath"], p["num_threads"]) for p in threadpool_info())
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # this process's pools started with more (unless CPUS == 1)
     result = run(tmp_path / "runs", [("threads-probe", {})], [0], executor="local")
-    assert (Store(tmp_path / "runs").cell(result.cells[0].key) or {})["threads"] == 1
+    assert stored(tmp_path / "runs", result.cells[0].key)["threads"] == 1
     [one] = seen(probes)
     assert one["pid"] == os.getpid() and one["pools"] == [1]
     after = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
@@ -127,7 +133,7 @@ def test_local_limits_its_threads_for_the_cell_and_restores_them(probes: Path, t
 
 def test_local_uses_every_cpu_without_omp_num_threads(probes: Path, tmp_path: Path) -> None:
     result = run(tmp_path / "runs", [("threads-probe", {})], [0], executor="local")
-    assert (Store(tmp_path / "runs").cell(result.cells[0].key) or {})["threads"] == CPUS
+    assert stored(tmp_path / "runs", result.cells[0].key)["threads"] == CPUS
     assert seen(probes)[0]["pools"] == [CPUS]
 
 
@@ -157,8 +163,7 @@ def test_max_cells_per_worker_replaces_workers(probes: Path, tmp_path: Path) -> 
 def test_a_killed_worker_is_an_error_record_and_the_pool_goes_on(probes: Path, tmp_path: Path) -> None:
     methods = [("threads-probe", {"die": True}), ("threads-probe", {})]
     result = run(tmp_path / "runs", methods, [0, 1], executor="process", jobs=1)
-    store = Store(tmp_path / "runs")
-    records = {(c.label, c.seed): store.cell(c.key) or {} for c in result.cells}
+    records = {(c.label, c.seed): stored(tmp_path / "runs", c.key) for c in result.cells}
     for seed in (0, 1):
         dead = records[("threads-probe(die=True)", seed)]
         assert dead["status"] == "error" and dead["error"] == "worker process killed by SIGKILL (out of memory?)"
