@@ -18,6 +18,11 @@ one cell at a time, ``concurrent`` when other cells could run beside it (``--job
 Ray, SLURM arrays), with ``concurrent_workers``, the number of cells that could run at once.
 Executors mark a cell with :func:`with_timing` before running it; leaderboards show the mark
 beside their timing columns, so isolated and concurrent timings are never mixed silently.
+Each record also says how many threads its cell ran with (``threads``): every BLAS/OpenMP
+pool and torch's intra-op pool are limited to that many while the cell runs
+(:func:`limit_threads`).  The executor decides the number (:func:`cell_threads`: the user's
+``OMP_NUM_THREADS``, else the CPUs shared out over the cells that run at once; Ray and SLURM:
+the CPUs the cell's task asked for) and marks the cell with :func:`with_threads`.
 Executor-specific settings arrive as ``options``, a mapping whose keys the class declares in
 ``options`` (name → help); unknown keys are an error naming the executor.
 """
@@ -26,7 +31,9 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Iterator, Mapping
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -66,6 +73,7 @@ class Executor(abc.ABC):
                 f"executor {self.name!r} has no option {', '.join(map(repr, unknown))}; "
                 f"its options: {', '.join(sorted(self.options)) or '(none)'}"
             )
+        cell_threads(1)  # a malformed OMP_NUM_THREADS fails here, before anything is planned or written
         self._pending: list[CellSpec] = []
         self._cancelled = False
 
@@ -88,6 +96,65 @@ def with_timing(cell: CellSpec, workers: int) -> CellSpec:
     workers = max(1, int(workers))
     mark = {"timing": "concurrent" if workers > 1 else "isolated", "concurrent_workers": workers}
     return dataclasses.replace(cell, provenance={**cell.provenance, **mark})
+
+
+#: the variables that size the thread pools of OpenMP and the BLAS libraries at their start
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def cell_threads(workers: int) -> int:
+    """Threads per cell when ``workers`` cells run at once: the user's ``OMP_NUM_THREADS`` when
+    set, else ``max(1, usable CPUs // workers)``."""
+    given = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if given:
+        first = given.split(",")[0].strip()  # OpenMP allows a list, one value per nesting level
+        if not first.isdigit() or int(first) < 1:
+            raise ValueError(f"OMP_NUM_THREADS={given!r} is not a positive whole number: unset it, or set e.g. "
+                             "OMP_NUM_THREADS=2 (threads per cell)")
+        return int(first)
+    return max(1, usable_cpus() // max(1, int(workers)))
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """The thread variables a spawned worker needs so that libraries it loads later start with
+    ``threads`` threads; variables the user set are left as they are."""
+    return {name: str(threads) for name in THREAD_VARIABLES if not os.environ.get(name)}
+
+
+def with_threads(cell: CellSpec, threads: int) -> CellSpec:
+    """``cell`` marked with the thread count it will run with (``threads`` in its record)."""
+    return dataclasses.replace(cell, provenance={**cell.provenance, "threads": max(1, int(threads))})
+
+
+def limit_threads(threads: int | None) -> Callable[[], None]:
+    """Limit every loaded BLAS/OpenMP pool (threadpoolctl) and torch's intra-op pool, when torch
+    is imported, to ``threads``; returns a function that restores the previous limits.  Call it
+    once the cell's method is built (``on_start``), so the libraries the method imported are
+    limited too."""
+    if not threads:
+        return lambda: None
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None  # read before OpenMP is limited
+    limiter = threadpool_limits(limits=int(threads))
+    if torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(int(threads))
+
+    def restore() -> None:  # in reverse: torch's count, then the pools threadpoolctl found
+        if torch is not None and before is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+        limiter.restore_original_limits()
+
+    return restore
 
 
 def error_record(cell: CellSpec, message: str, store_root: str | Path) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Run cells one after another in this process."""
+"""Run cells one after another in this process.
+
+Each cell may use every CPU the process may run on (``threads`` in its record), or
+``OMP_NUM_THREADS`` when the user set it; the limits are set when the cell starts and the
+process's previous ones restored when it ends."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from harness.executors.base import Executor, error_record, with_timing
+from harness.executors.base import Executor, cell_threads, error_record, limit_threads, with_threads, with_timing
 from harness.runner import CellSpec, CellTimeout, execute_cell
 
 
@@ -46,11 +50,20 @@ class LocalExecutor(Executor):
 
     def as_completed(self) -> Iterator[tuple[CellSpec, Mapping[str, Any]]]:
         while self._pending and not self._cancelled:
-            cell = with_timing(self._pending.pop(0), 1)
+            # one cell at a time: it may use every CPU (or the user's OMP_NUM_THREADS)
+            cell = with_threads(with_timing(self._pending.pop(0), 1), cell_threads(1))
+            restore: list[Callable[[], None]] = []
+
+            def on_start(threads: int = cell.provenance["threads"], undo: list[Callable[[], None]] = restore) -> None:
+                undo.append(limit_threads(threads))
+
             record: Mapping[str, Any]
             try:
                 with time_limit(self.cell_timeout):
-                    record = execute_cell(cell, self.store_root, self.registry, self.on_image)
+                    record = execute_cell(cell, self.store_root, self.registry, self.on_image, on_start)
             except CellTimeout as exc:  # the limit struck outside the cell's own handler (its write)
                 record = error_record(cell, f"timeout: {exc}", self.store_root)
+            finally:
+                for undo in restore:  # this process's pools as they were before the cell
+                    undo()
             yield cell, record

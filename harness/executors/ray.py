@@ -10,7 +10,8 @@ that Ray retries (its worker process or node died) can never produce a second re
 
 Each task asks for the method's resources: ``num_cpus`` (a method class may declare it;
 default 1) and one GPU when the method uses one and the run's device is ``cuda``; the run
-overrides both with ``num_cpus`` / ``num_gpus``.  A task first reports that it has loaded its
+overrides both with ``num_cpus`` / ``num_gpus``.  A cell's thread pools are limited to its
+``num_cpus`` (at least 1), and its record says so (``threads``).  A task first reports that it has loaded its
 plugins, which starts the cell's time limit; past it the driver cancels the task (its worker
 process is killed) and records a timeout.  Ctrl-C cancels every task.  Dead workers are
 retried ``max_retries`` times (default 3) by Ray; an application error is a record, not a retry.
@@ -30,7 +31,16 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.executors.base import Executor, cell_payload, error_record, put_stage, stage_payload, with_timing
+from harness.executors.base import (
+    Executor,
+    cell_payload,
+    error_record,
+    limit_threads,
+    put_stage,
+    stage_payload,
+    with_threads,
+    with_timing,
+)
 from harness.runner import CellSpec, execute_cell, spec_from_dict, spec_to_dict
 from harness.store import Store
 from harness.types import PluginError
@@ -49,7 +59,10 @@ def _cell_task(spec: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
     registry = build_registry(warn=False)
     yield ("started", ray.get_runtime_context().get_node_id(), os.getpid())
     with tempfile.TemporaryDirectory(prefix="segbench-cell-") as tmp:
-        execute_cell(cell, tmp, registry)
+        def started() -> None:
+            limit_threads(cell.provenance.get("threads"))  # the task's num_cpus
+
+        execute_cell(cell, tmp, registry, on_start=started)
         yield ("done", (*cell_payload(Store(tmp), cell.key), stage_payload(Store(tmp), cell.predict_key)))
 
 
@@ -112,9 +125,11 @@ class RayExecutor(Executor):
         try:
             while self._pending and not self._cancelled:
                 cell = self._pending.pop(0)
-                cell = with_timing(cell, min(queued, slots(self.resources(cell), total)))
+                need = self.resources(cell)
+                # the task's CPUs are its threads (at least one)
+                cell = with_threads(with_timing(cell, min(queued, slots(need, total))), max(1, int(need["num_cpus"])))
                 task = remote.options(name=f"bench-cell-{cell.key}", max_retries=retries, retry_exceptions=False,
-                                      **self.resources(cell)).remote(spec_to_dict(cell))
+                                      **need).remote(spec_to_dict(cell))
                 self._tasks[task] = (cell, None)
             while self._tasks and not self._cancelled:
                 ready, _ = ray.wait(list(self._tasks), num_returns=1, timeout=self.poll_s)

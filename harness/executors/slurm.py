@@ -12,7 +12,8 @@ the cell is resubmitted with the same arguments, up to ``max_num_timeout`` times
 again from the beginning, and a method that saves checkpoints in its work directory
 (``<store>/work/<key>``, shared too) can resume from them.  ``--cell-timeout`` is a soft limit
 inside the task (the scheduler's ``--slurm-time`` is the hard one).  Ctrl-C cancels the array.
-``cluster=local`` runs the same code path with submitit's local executor instead of a
+A cell's thread pools are limited to the task's ``cpus_per_task`` (default 1), and its record
+says so (``threads``).  ``cluster=local`` runs the same code path with submitit's local executor instead of a
 scheduler (each task a process on this machine).
 """
 
@@ -24,7 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.executors.base import Executor, error_record, with_timing
+from harness.executors.base import Executor, error_record, limit_threads, with_threads, with_timing
 from harness.runner import CellSpec, execute_cell, spec_from_dict, spec_to_dict
 from harness.store import Store
 from harness.types import PluginError
@@ -48,11 +49,14 @@ class SlurmCell(_checkpointable()):  # type: ignore[misc]
     def __call__(self, spec: dict[str, Any], store_root: str, cell_timeout: float | None) -> Mapping[str, Any]:
         from harness.executors.local import time_limit
 
+        cell = spec_from_dict(spec)
+
         def started() -> None:
+            limit_threads(cell.provenance.get("threads"))
             print(STARTED, flush=True)  # in the task's log: the cell's work begins
 
         with time_limit(cell_timeout):
-            return execute_cell(spec_from_dict(spec), store_root, on_start=started)
+            return execute_cell(cell, store_root, on_start=started)
 
 
 class SlurmExecutor(Executor):
@@ -111,7 +115,9 @@ class SlurmExecutor(Executor):
             return
         # array tasks run side by side, up to the array's parallelism: the records say so
         workers = min(len(cells), int(self.settings.get("array_parallelism", DEFAULT_PARALLELISM)))
-        cells = [with_timing(c, workers) for c in cells]
+        # each task's CPUs are its cell's threads
+        threads = max(1, int(self.settings.get("cpus_per_task", 1)))
+        cells = [with_threads(with_timing(c, workers), threads) for c in cells]
         store = Store(self.store_root)
         submitted = time.time()
         self.submitted = self._submitit_executor().map_array(

@@ -34,9 +34,9 @@ def run_watching_environments(executor: ProcessExecutor) -> tuple[list, dict[str
 
     def watch() -> None:
         while not stop.is_set():
-            for key, (_, proc, _, _) in list(getattr(executor, "_running", {}).items()):
+            for key, worker in list(executor._running.items()):
                 with contextlib.suppress(psutil.Error, ValueError):
-                    seen.setdefault(key, psutil.Process(proc.pid).environ().get("CUDA_VISIBLE_DEVICES", "<unset>"))
+                    seen.setdefault(key, psutil.Process(worker.proc.pid).environ().get("CUDA_VISIBLE_DEVICES", "<unset>"))
             time.sleep(0.01)
 
     thread = threading.Thread(target=watch, daemon=True)

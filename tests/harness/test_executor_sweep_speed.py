@@ -7,6 +7,8 @@ Each records cells per minute and the per-cell overhead against the in-process s
 
 from __future__ import annotations
 
+import os
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -52,8 +54,39 @@ def test_sweep_local(benchmark: Any, tmp_path: Path) -> None:
     measure(benchmark, tmp_path)
 
 
+def test_sweep_process_jobs_1(benchmark: Any, tmp_path: Path) -> None:
+    measure(benchmark, tmp_path, executor="process", jobs=1)
+
+
 def test_sweep_process_jobs_2(benchmark: Any, tmp_path: Path) -> None:
     measure(benchmark, tmp_path, executor="process", jobs=2)
+
+
+INTERLEAVED = {"local": {}, "process_jobs_1": {"executor": "process", "jobs": 1},
+               "process_jobs_2": {"executor": "process", "jobs": 2}}
+
+
+def test_sweep_interleaved_local_and_process(benchmark: Any, tmp_path: Path) -> None:
+    """local, process --jobs 1, process --jobs 2, in turn, ``ROUNDS`` times: on a machine shared
+    with other work only ratios from interleaved runs mean something.  Records the median cells
+    per minute of each, the ratios and the load average before and after."""
+    rounds = 3
+    seconds: dict[str, list[float]] = {name: [] for name in INTERLEAVED}
+    load = [round(os.getloadavg()[0], 2)]
+
+    def interleaved() -> None:
+        for turn in range(rounds):
+            for name, kwargs in INTERLEAVED.items():
+                seconds[name].append(sweep(Store(tmp_path / f"{name}-{turn}"), **kwargs))
+
+    benchmark.pedantic(interleaved, rounds=1, iterations=1)
+    load.append(round(os.getloadavg()[0], 2))
+    rate = {name: round(40 * 60 / statistics.median(s), 1) for name, s in seconds.items()}
+    benchmark.extra_info.update(
+        cells_per_min=rate, seconds={name: [round(x, 2) for x in s] for name, s in seconds.items()},
+        jobs2_over_jobs1=round(rate["process_jobs_2"] / rate["process_jobs_1"], 2),
+        jobs1_over_local=round(rate["process_jobs_1"] / rate["local"], 2),
+        jobs2_over_local=round(rate["process_jobs_2"] / rate["local"], 2), load_average_1min=load)
 
 
 def test_sweep_ray_local_cluster_2_cpus(benchmark: Any, tmp_path: Path) -> None:

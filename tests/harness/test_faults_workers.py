@@ -17,7 +17,7 @@ import pytest
 
 from harness import Dataset, MetricSpec, Sample, hookimpl
 from harness.bench import run_benchmark
-from harness.executors.process import TIMEOUT_EXIT, _child
+from harness.executors.process import TIMEOUT_EXIT, _worker
 from harness.plugins import Source, build_registry
 from harness.runner import CellSpec, spec_to_dict
 from harness.store import Store
@@ -120,12 +120,14 @@ def test_a_worker_stops_its_own_cell_past_the_limit(hang_site: Path, tmp_path: P
     spec = CellSpec(dataset="synthetic", dataset_params=TINY_PARAMS, method="hang", method_params={}, seed=0,
                     budget="quick", device="cpu", metrics=("dice",), eval_splits=("test",), key="0" * 24)
     ctx = mp.get_context("spawn")
-    started = ctx.Event()
-    proc = ctx.Process(target=_child, args=(spec_to_dict(spec), str(tmp_path / "runs"), started, os.getpid(), 0.5))
+    conn, child = ctx.Pipe()
+    proc = ctx.Process(target=_worker, args=(child, str(tmp_path / "runs"), os.getpid(), 0.5))
     proc.start()
+    child.close()
     try:
+        conn.send(spec_to_dict(spec))
         proc.join(timeout=120)
-        assert started.is_set() and (tmp_path / "worker.pid").is_file()
+        assert conn.recv() == ("started", spec.key) and (tmp_path / "worker.pid").is_file()
         assert proc.exitcode == TIMEOUT_EXIT
     finally:
         if proc.is_alive():
