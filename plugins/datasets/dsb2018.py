@@ -32,7 +32,7 @@ import numpy as np
 
 from harness import DataError, Sample, hookimpl
 from harness.data import FileDataset
-from plugins.datasets._io import image_size, read_array, read_rgb
+from plugins.datasets._io import image_size, open_decoded, read_rgb
 from plugins.datasets.rle import RleRow, decode_rows, read_rle_csv
 
 TYPES = ("fluorescence", "brightfield", "histology")
@@ -205,21 +205,9 @@ class DSB2018(FileDataset):
         paths = self.mask_paths(image_id) if stage == "stage1_train" else []
         if paths:
             instances = np.zeros(shape, dtype=np.int32)
+            fix = self.fix()
             for index, path in enumerate(paths, start=1):
-                mask, _ = read_array(path, self.name, self.fix())
-                if mask.ndim == 3:
-                    mask = mask[..., 0]
-                if mask.shape != shape:
-                    raise DataError(
-                        f"{self.name}: mask {path} is {mask.shape[0]}×{mask.shape[1]} but its image is "
-                        f"{shape[0]}×{shape[1]}; expected the same size. {self.fix()}"
-                    )
-                rows = np.flatnonzero(mask.any(axis=1))  # crop to the nucleus' rows: much cheaper
-                if not len(rows):
-                    continue
-                top, bottom = rows[0], rows[-1] + 1
-                region = instances[top:bottom]
-                region[(mask[top:bottom] > 0) & (region == 0)] = index  # first mask keeps a pixel
+                self._paint_mask(instances, path, index, fix)
             return instances
         csv_path = self.directory / ("stage1_train_labels.csv" if stage == "stage1_train" else "stage1_solution.csv")
         if not csv_path.is_file():
@@ -231,6 +219,29 @@ class DSB2018(FileDataset):
         if image_id not in table:
             raise DataError(f"{self.name}: {csv_path} has no rows for image {image_id}. {self.fix()}")
         return decode_rows(table[image_id], shape, csv_path, self.name)
+
+    def _paint_mask(self, instances: np.ndarray, path: Path, index: int, fix: str) -> None:
+        """Give ``index`` to the pixels of the nucleus mask at ``path`` (channel 0 > 0) that no
+        earlier mask holds: where masks overlap, the first in MaskId order keeps the pixel."""
+        with open_decoded(path, self.name, fix) as im:
+            if (im.height, im.width) != instances.shape:
+                raise DataError(
+                    f"{self.name}: mask {path} is {im.height}×{im.width} but its image is "
+                    f"{instances.shape[0]}×{instances.shape[1]}; expected the same size. {fix}"
+                )
+            if im.mode == "L":  # the released masks: crop to the nonzero box in C, then copy
+                box = im.getbbox()
+                if box is None:
+                    return
+                left, top, right, bottom = box
+                mask = np.asarray(im.crop(box))
+                region = instances[top:bottom, left:right]
+            else:
+                mask = np.asarray(im)
+                if mask.ndim == 3:
+                    mask = mask[..., 0]
+                region = instances
+        region[(mask > 0) & (region == 0)] = index
 
     def sample_ids(self, split: str) -> list[str]:
         self._check_split(split)
