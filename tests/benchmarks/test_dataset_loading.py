@@ -112,12 +112,12 @@ def painted(masks: list[np.ndarray]) -> np.ndarray:
     return out
 
 
-def dsb_workloads() -> dict[str, tuple[Callable[[], Any], Callable[[], Any], int]]:
+def dsb_workloads(train_step: int = 10) -> dict[str, tuple[Callable[[], Any], Callable[[], Any], int]]:
     """group -> (loader pass, bare pass, images): both passes over the same images, from a
     dataset object and parsed CSV made beforehand."""
     ds = DSB2018(root=DSB, protocol="stage1")
     test_ids = ds.sample_ids("test")
-    train_ids = ds.sample_ids("train")[::10]
+    train_ids = ds.sample_ids("train")[::train_step]
     rows = solution_rows(DSB)
     ds.load("test", test_ids[0])  # parses stage1_solution.csv once, as a run does
 

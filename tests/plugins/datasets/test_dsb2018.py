@@ -349,6 +349,26 @@ def test_an_unreadable_image_fails_only_itself(dsb_copy: Path) -> None:
     assert len(others) == 8 and all(ds.load(s, i).instances is not None for s, i in others)
 
 
+def test_images_outside_the_table_are_classified_once(dsb_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second dataset object reuses the pixel types; a rewritten image is classified again."""
+    from plugins.datasets import dsb2018
+
+    calls: list[tuple[int, ...]] = []
+
+    def counting(image: np.ndarray) -> str:
+        calls.append(image.shape)
+        return image_type(image)
+
+    monkeypatch.setattr(dsb2018, "image_type", counting)
+    first_types = DSB2018(root=dsb_copy).types
+    assert len(calls) == 9 and sorted(Counter(first_types.values()).values()) == [3, 3, 3]
+    assert DSB2018(root=dsb_copy).types == first_types and len(calls) == 9
+    victim = sorted(first_types)[0]
+    path = dsb_copy / "stage1_train" / victim / "images" / f"{victim}.png"
+    Image.fromarray(np.full((12, 10, 3), 250, np.uint8)).save(path)  # now bright and grey
+    assert DSB2018(root=dsb_copy).types[victim] == "brightfield" and len(calls) == 10
+
+
 # ---- malformed input ------------------------------------------------------------------
 
 
