@@ -27,15 +27,18 @@ def require_file(path: Path, dataset: str, what: str, fix: str) -> Path:
     return path
 
 
-def read_array(path: Path, dataset: str, fix: str) -> tuple[np.ndarray, str]:
-    """Decode an image file completely; return (array, PIL mode)."""
+def open_decoded(path: Path, dataset: str, fix: str) -> Image.Image:
+    """Open an image file and decode it completely (use it in a ``with`` block)."""
     if not path.is_file():
         raise DataError(f"{dataset}: missing file {path}. {fix}")
     try:
-        with Image.open(path) as im:
-            im.load()
-            mode = im.mode
-            return np.asarray(im), mode
+        image = Image.open(path)
+        try:
+            image.load()
+        except BaseException:
+            image.close()
+            raise
+        return image
     except (OSError, ValueError, UnidentifiedImageError, SyntaxError) as exc:
         raise DataError(
             f"{dataset}: cannot decode {path} ({type(exc).__name__}: {exc}); the file is "
@@ -43,14 +46,24 @@ def read_array(path: Path, dataset: str, fix: str) -> tuple[np.ndarray, str]:
         ) from exc
 
 
+def read_array(path: Path, dataset: str, fix: str) -> tuple[np.ndarray, str]:
+    """Decode an image file completely; return (array, PIL mode)."""
+    with open_decoded(path, dataset, fix) as im:
+        return np.asarray(im), im.mode
+
+
 def read_rgb(path: Path, dataset: str, fix: str) -> np.ndarray:
     """Read an image as H×W×3 uint8 RGB (alpha dropped, grey expanded)."""
-    array, mode = read_array(path, dataset, fix)
-    if mode in ("I;16", "I;16B", "I", "F"):
-        raise DataError(f"{dataset}: {path} is a {mode} image; expected 8-bit RGB. {fix}")
-    if mode == "P":
-        with Image.open(path) as im:
+    with open_decoded(path, dataset, fix) as im:
+        mode = im.mode
+        if mode == "RGBA":  # PIL drops the alpha band in C: one pass instead of a strided copy
+            return np.array(im.convert("RGB"))
+        if mode == "P":
             array = np.asarray(im.convert("RGB"))
+        elif mode in ("I;16", "I;16B", "I", "F"):
+            raise DataError(f"{dataset}: {path} is a {mode} image; expected 8-bit RGB. {fix}")
+        else:
+            array = np.asarray(im)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)
     elif array.ndim == 3 and array.shape[2] in (3, 4):

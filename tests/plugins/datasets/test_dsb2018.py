@@ -121,6 +121,73 @@ def test_real_type_table_matches_pixels(dsb_root: Path) -> None:
             assert image_type(image) == table[image_id], image_id
 
 
+def kaggle_decode(rows: list[str], shape: tuple[int, int]) -> np.ndarray:
+    """Reference RLE decode (Kaggle convention: 1-based starts, pixels numbered down each
+    column, then across); objects numbered 1..N in file order, empty rows skipped."""
+    flat = np.zeros(shape[0] * shape[1], dtype=np.int32)
+    index = 0
+    for encoded in rows:
+        numbers = [int(t) for t in encoded.split()]
+        if numbers:
+            index += 1
+        for start, length in zip(numbers[0::2], numbers[1::2]):
+            assert not flat[start - 1 : start - 1 + length].any()  # the solution has no overlaps
+            flat[start - 1 : start - 1 + length] = index
+    return flat.reshape(shape, order="F")
+
+
+def test_real_stage1_test_labels_match_a_hand_decode(dsb_root: Path) -> None:
+    """All 65 stage-1 test label maps equal the reference decode of stage1_solution.csv."""
+    if not (dsb_root / "stage1_solution.csv").is_file():
+        pytest.skip(f"no stage1_solution.csv in {dsb_root}")
+    rows: dict[str, list[str]] = {}
+    shapes: dict[str, tuple[int, int]] = {}
+    with open(dsb_root / "stage1_solution.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            rows.setdefault(row["ImageId"], []).append(row["EncodedPixels"])
+            shapes[row["ImageId"]] = (int(row["Height"]), int(row["Width"]))
+    ds = DSB2018(root=dsb_root)
+    assert ds.sample_ids("test") == sorted(rows)
+    for image_id in ds.sample_ids("test"):
+        sample = ds.load("test", image_id)
+        assert sample.instances is not None and sample.instances.dtype == np.int32
+        np.testing.assert_array_equal(sample.instances, kaggle_decode(rows[image_id], shapes[image_id]))
+
+
+def test_real_stage1_train_labels_match_the_mask_files(dsb_root: Path) -> None:
+    """Every 10th stage1_train label map equals its mask PNGs painted in MaskId order (first
+    mask keeps a shared pixel), decoded here with PIL alone."""
+    ds = DSB2018(root=dsb_root)
+    ids = sorted(ds.sample_ids("train") + ds.sample_ids("validation"))[::10]
+    for image_id in ids:
+        folder = dsb_root / "stage1_train" / image_id
+        image = np.asarray(Image.open(folder / "images" / f"{image_id}.png"))
+        expected = np.zeros(image.shape[:2], dtype=np.int32)
+        for index, path in enumerate(sorted((folder / "masks").glob("*.png")), start=1):
+            mask = np.asarray(Image.open(path)) > 0
+            expected[mask & (expected == 0)] = index
+        split = "train" if image_id in ds.sample_ids("train") else "validation"
+        sample = ds.load(split, image_id)
+        np.testing.assert_array_equal(sample.instances, expected)
+        np.testing.assert_array_equal(sample.image, image[..., :3])
+
+
+def test_real_dataset_classifies_no_image_from_pixels(dsb_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packaged table types every released image: planning and loading never call
+    image_type (which would decode the image a second time)."""
+
+    def refuse(image: np.ndarray) -> str:
+        raise AssertionError("image_type called for an image the table holds")
+
+    monkeypatch.setattr("plugins.datasets.dsb2018.image_type", refuse)
+    for protocol in ("auto", "holdout"):
+        ds = DSB2018(root=dsb_root, protocol=protocol)  # type: ignore[arg-type]
+        ids = {split: ds.sample_ids(split) for split in ds.splits}
+        assert sum(map(len, ids.values())) == len(ds.train_ids) + (65 if ds.uses_stage1_test else 0)
+        for split, members in ids.items():
+            assert ds.load(split, members[0]).meta["type"] in TYPES
+
+
 # ---- the official format, written here ------------------------------------------------
 
 STYLES = {
@@ -216,6 +283,44 @@ def test_stage1_test_images_of_every_channel_layout(dsb_copy: Path) -> None:
         assert sample.meta["type"] == "fluorescence"
 
 
+def test_rgba_images_keep_their_colour_channels(tmp_path: Path) -> None:
+    """Alpha is dropped, whatever its value: the RGB bands come back unchanged (and writable)."""
+    pixels = np.random.default_rng(4).integers(0, 256, (7, 9, 4), dtype=np.uint8)
+    Image.fromarray(pixels, mode="RGBA").save(tmp_path / "x.png")
+    image = read_rgb(tmp_path / "x.png", "t", "")
+    np.testing.assert_array_equal(image, pixels[..., :3])
+    assert image.flags.c_contiguous and image.flags.writeable
+
+
+def test_overlapping_and_non_grey_mask_files(dsb_copy: Path) -> None:
+    """Where nucleus PNGs overlap, the first in MaskId order keeps the pixel; a mask stored as
+    RGB, 1-bit or 16-bit counts its channel-0 nonzero pixels, like an 8-bit grey one."""
+    ds = DSB2018(root=dsb_copy)
+    image_id, folder = first(ds)
+    a, b = sorted((folder / "masks").iterdir())
+    grown = np.zeros((12, 10), bool)
+    grown[2:8, 2:7] = True  # covers part of nucleus a (rows 1-3, columns 1-2) and of b
+    Image.fromarray(np.where(grown, 255, 0).astype(np.uint8), mode="L").save(b)
+    rgb = np.zeros((12, 10, 3), np.uint8)
+    rgb[10:12, 0:3, 0] = 7
+    rgb[0, 9, 1] = 255  # channel 1 only: not part of the nucleus
+    Image.fromarray(rgb, mode="RGB").save(folder / "masks" / "c.png")
+    bit = np.zeros((12, 10), bool)
+    bit[0:2, 8:10] = True
+    Image.fromarray(bit).save(folder / "masks" / "d.png")
+    wide = np.zeros((12, 10), np.uint16)
+    wide[9, 9] = 300
+    wide[4, 2] = 300  # already held by a and b
+    Image.fromarray(wide).save(folder / "masks" / "e.png")
+    expected = np.zeros((12, 10), np.int32)
+    expected[1:4, 1:3] = 1
+    expected[2:8, 2:7][expected[2:8, 2:7] == 0] = 2
+    expected[10:12, 0:3] = 3
+    expected[0:2, 8:10] = 4
+    expected[9, 9] = 5
+    np.testing.assert_array_equal(ds.load("train", image_id).instances, expected)
+
+
 def test_solution_and_test_folders_must_agree(dsb_copy: Path) -> None:
     write_dsb_image(
         dsb_copy / "stage1_test", "b" * 64, STYLES["brightfield"](np.random.default_rng(3)).astype(np.uint8), None
@@ -242,6 +347,26 @@ def test_an_unreadable_image_fails_only_itself(dsb_copy: Path) -> None:
         ds.load(split, victim)
     others = [(s, i) for s, members in ids.items() for i in members if i != victim]
     assert len(others) == 8 and all(ds.load(s, i).instances is not None for s, i in others)
+
+
+def test_images_outside_the_table_are_classified_once(dsb_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second dataset object reuses the pixel types; a rewritten image is classified again."""
+    from plugins.datasets import dsb2018
+
+    calls: list[tuple[int, ...]] = []
+
+    def counting(image: np.ndarray) -> str:
+        calls.append(image.shape)
+        return image_type(image)
+
+    monkeypatch.setattr(dsb2018, "image_type", counting)
+    first_types = DSB2018(root=dsb_copy).types
+    assert len(calls) == 9 and sorted(Counter(first_types.values()).values()) == [3, 3, 3]
+    assert DSB2018(root=dsb_copy).types == first_types and len(calls) == 9
+    victim = sorted(first_types)[0]
+    path = dsb_copy / "stage1_train" / victim / "images" / f"{victim}.png"
+    Image.fromarray(np.full((12, 10, 3), 250, np.uint8)).save(path)  # now bright and grey
+    assert DSB2018(root=dsb_copy).types[victim] == "brightfield" and len(calls) == 10
 
 
 # ---- malformed input ------------------------------------------------------------------

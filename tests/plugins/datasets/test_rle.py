@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from harness import DataError
-from plugins.datasets.rle import decode_rows, read_rle_csv, rle_decode, rle_encode
+from plugins.datasets.rle import RleRow, _decode_rows_together, decode_rows, read_rle_csv, rle_decode, rle_encode
 
 
 def test_official_examples_are_column_major_and_one_based() -> None:
@@ -76,3 +76,73 @@ def test_overlapping_masks_are_refused(tmp_path: Path) -> None:
     path.write_text("ImageId,EncodedPixels\nabc,1 4\nabc,3 2\n")
     with pytest.raises(DataError, match="line 3: mask overlaps"):
         decode_rows(read_rle_csv(path)["abc"], (4, 4), path)
+
+
+# ---- decode_rows: every row of an image at once -----------------------------------------
+
+
+def kaggle_by_hand(encodings: list[str], shape: tuple[int, int]) -> np.ndarray:
+    """Independent reference: walk each run pixel by pixel, numbering pixels from 1 down each
+    column, then across (pixel p is row (p-1) % H, column (p-1) // H); a row with no runs takes
+    no id."""
+    height, _ = shape
+    out = np.zeros(shape, dtype=np.int32)
+    index = 0
+    for encoded in encodings:
+        numbers = [int(t) for t in encoded.split()]
+        if not numbers:
+            continue
+        index += 1
+        for start, length in zip(numbers[0::2], numbers[1::2]):
+            for pixel in range(start, start + length):
+                out[(pixel - 1) % height, (pixel - 1) // height] = index
+    return out
+
+
+def rows_of(encodings: list[str], height: int | None = None, width: int | None = None) -> list[RleRow]:
+    return [RleRow("img", e, line, height, width) for line, e in enumerate(encodings, start=2)]
+
+
+def test_decode_rows_by_hand() -> None:
+    # 3×4 image, column-major: pixel 4 is (0, 1), pixels 11-12 are rows 1-2 of column 3.
+    rows = rows_of(["1 2", "", "4 1 11 2"], 3, 4)
+    expected = np.array([[1, 2, 0, 0], [1, 0, 0, 2], [0, 0, 0, 2]], dtype=np.int32)
+    out = decode_rows(rows, (3, 4), Path("x.csv"))
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == np.int32 and out.flags.c_contiguous
+    assert not decode_rows(rows_of(["", ""]), (3, 4), Path("x.csv")).any()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    arrays(np.int8, st.tuples(st.integers(1, 9), st.integers(1, 9)), elements=st.integers(0, 4)),
+    st.lists(st.integers(0, 6), max_size=2),
+)
+def test_decode_rows_matches_the_hand_decode(labels: np.ndarray, empty_at: list[int]) -> None:
+    """Random non-overlapping objects (ids in any order, some absent, empty rows mixed in)."""
+    encodings = [rle_encode(labels == k) for k in (3, 1, 4, 2) if (labels == k).any()]
+    for position in empty_at:
+        encodings.insert(min(position, len(encodings)), "")
+    together = _decode_rows_together(rows_of(encodings), labels.shape)  # the path valid rows take
+    assert together is not None
+    np.testing.assert_array_equal(together, kaggle_by_hand(encodings, labels.shape))
+    np.testing.assert_array_equal(decode_rows(rows_of(encodings), labels.shape, Path("x.csv")), together)
+
+
+@pytest.mark.parametrize(
+    ("encodings", "message"),
+    [
+        (["1 2", "4 1 3"], r"line 3 \(img\): bad RLE: odd number"),
+        (["1 2", "4 x"], r"line 3 \(img\): bad RLE: non-integer"),
+        (["1 2", "0 1"], r"line 3 \(img\): bad RLE: .*positive"),
+        (["1 2", "6 2 3 1"], r"line 3 \(img\): bad RLE: runs are not sorted"),
+        (["1 2", "12 2"], r"line 3 \(img\): bad RLE: a run ends at pixel 13, beyond the 3x4"),
+        (["1 2", "9223372036854775807 9223372036854775807"], r"line 3 \(img\): bad RLE: a run ends at pixel 18446744073709551613"),
+        (["1 2", "99999999999999999999 1"], r"line 3 \(img\): bad RLE: a value is beyond"),
+        (["1 2", "5 1", "2 2"], "line 4: mask overlaps an earlier mask of img"),
+    ],
+)
+def test_decode_rows_names_the_first_bad_line(encodings: list[str], message: str) -> None:
+    assert _decode_rows_together(rows_of(encodings), (3, 4)) is None
+    with pytest.raises(DataError, match=message):
+        decode_rows(rows_of(encodings), (3, 4), Path("x.csv"))
