@@ -360,19 +360,21 @@ class PeakMemory:
     ) -> None:
         global _open_count
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._find_children()
-        self.peak_rss_mb = max(self.peak_rss_mb, self._rss())
-        if not self.polled:
-            own_peak = _kernel_peak()
-            if own_peak is not None:
-                self.peak_rss_mb = max(self.peak_rss_mb, own_peak / 2**20)
-        with _open_lock:
-            _open_count -= 1
-        if self._own is not None:
-            self._own.close()
-        self._children = {}
+        try:
+            if self._thread is not None:
+                self._thread.join()
+            self._find_children()
+            self.peak_rss_mb = max(self.peak_rss_mb, self._rss())
+            if not self.polled:
+                own_peak = _kernel_peak()
+                if own_peak is not None:
+                    self.peak_rss_mb = max(self.peak_rss_mb, own_peak / 2**20)
+        finally:  # even when a cell's time limit interrupts this: later bodies may reset the mark
+            with _open_lock:
+                _open_count -= 1
+            if self._own is not None:
+                self._own.close()
+            self._children = {}
         torch = _torch_cuda()
         if torch is not None:
             self.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20

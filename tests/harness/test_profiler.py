@@ -64,7 +64,7 @@ def wait_for_readings(memory: PeakMemory, n: int, timeout_s: float = 120.0) -> N
 def test_a_brief_peak_is_caught_by_the_kernel_mark_without_polling() -> None:
     if not profiler._reset_kernel_peak():
         pytest.skip("this system has no resettable peak-RSS mark (/proc/self/clear_refs)")
-    with PeakMemory() as memory:
+    with PeakMemory(children_interval_s=3600.0) as memory:  # the thread never wakes
         assert not memory.polled
         block = np.ones(ALLOC_MB * MIB // 8)  # written, so resident
         held_rss = psutil.Process().memory_info().rss / MIB
@@ -162,3 +162,18 @@ def test_the_sampler_does_not_scan_every_process_each_tick(monkeypatch: pytest.M
         wait_for_readings(memory, 20)
     assert len(listings) == 2  # on entry and on leaving, none in between
     assert memory.samples >= 22
+
+
+def test_an_interrupted_exit_still_closes_the_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A time limit firing while the body closes must not leave it counted as open (every
+    later body would then poll instead of using the kernel's mark)."""
+    if not profiler._reset_kernel_peak():
+        pytest.skip("this system has no resettable peak-RSS mark (/proc/self/clear_refs)")
+    memory = PeakMemory()
+    memory.__enter__()
+    monkeypatch.setattr(memory, "_find_children", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        memory.__exit__(None, None, None)
+    monkeypatch.undo()
+    with PeakMemory() as later:
+        assert not later.polled
