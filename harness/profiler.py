@@ -1,14 +1,33 @@
 """Timing and memory measurement for cells: latency percentiles, throughput, peak memory.
 
-Peak process memory is sampled by a background thread (resident set size of this process and
-its children), so it is a per-cell peak even when several cells run in one process, unlike
-``ru_maxrss`` which only grows.  Peak CUDA memory comes from torch's allocator statistics, reset
-at the start of each cell, and is only read when torch is already imported and a GPU is in use.
+Peak process memory (:class:`PeakMemory`) is the largest resident set size of this process plus
+its child processes between entering and leaving a ``with`` body, so it is a per-cell peak even
+when several cells run in one process one after another (unlike ``ru_maxrss``, which only
+grows).  How it is taken, cheapest first:
+
+- This process's own peak comes from the kernel: on entry its high-water mark (``VmHWM``) is
+  reset to the current RSS (``/proc/self/clear_refs``, Linux 4.0+), on exit it is read, so a
+  peak however brief is caught and nothing is polled.  Side effect: ``ru_maxrss`` of this
+  process counts from that reset too.  Where that is impossible (another system, a refused
+  write, or another ``PeakMemory`` already open in this process, whose peak a reset would
+  lower), a background thread reads the RSS every ``interval_s`` (5 ms; one ``pread`` of
+  ``/proc/self/statm``, psutil elsewhere).
+- Child processes (recursively) are looked for every ``children_interval_s`` (0.1 s) by the
+  background thread, through ``/proc/<pid>/task/<tid>/children`` where Linux offers it (psutil's
+  scan of every process in ``/proc`` elsewhere); while some exist, the sum of this process's
+  RSS and theirs is read every ``interval_s``.  A child that lives less than
+  ``children_interval_s`` may be missed.
+- Both ends of the body are read too (children listed afresh).
+
+The peak is the largest of these readings and of the kernel's high-water mark.  Peak CUDA
+memory comes from torch's allocator statistics, reset at the start of each cell, and is only
+read when torch is already imported and a GPU is in use.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -171,34 +190,161 @@ def _torch_cuda() -> Any | None:
         return None
 
 
+def _children_from_proc(pid: int) -> list[int] | None:
+    """Descendants of ``pid`` from ``/proc/<pid>/task/<tid>/children`` (Linux 3.5+), one read
+    per thread of each process instead of a scan of every process; None where the files do not
+    exist (another system, or a kernel without them)."""
+    if not os.path.exists(f"/proc/{pid}/task/{pid}/children"):
+        return None
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        parent = stack.pop()
+        try:
+            tids = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue  # a descendant that just exited
+        for tid in tids:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children", "rb") as fh:
+                    kids = [int(k) for k in fh.read().split()]
+            except OSError:
+                continue  # a thread or process that just exited
+            found.extend(kids)
+            stack.extend(kids)
+    return found
+
+
+class _OwnRss:
+    """This process's resident set size in bytes: ``pread`` of ``/proc/self/statm`` (a few
+    microseconds), or psutil where that file does not exist."""
+
+    def __init__(self) -> None:
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+        try:
+            self._fd: int | None = os.open("/proc/self/statm", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+        self._proc = psutil.Process()
+
+    def __call__(self) -> int:
+        if self._fd is not None:
+            return int(os.pread(self._fd, 256, 0).split()[1]) * self._page
+        return int(self._proc.memory_info().rss)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _reset_kernel_peak() -> bool:
+    """Reset this process's high-water RSS mark to its current RSS; False where impossible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")  # 5: reset the peak RSS only (proc(5))
+    except OSError:
+        return False
+    return _kernel_peak() is not None
+
+
+def _kernel_peak() -> int | None:
+    """This process's high-water RSS mark (``VmHWM``) in bytes, None where unavailable."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+#: Open :class:`PeakMemory` bodies in this process (a reset of the kernel's mark would lower
+#: the peak of the others, so only the first one open resets it).
+_open_lock = threading.Lock()
+_open_count = 0
+
+
 @dataclass
 class PeakMemory:
-    """Context manager recording peak RSS (MiB) and peak CUDA allocation (MiB) in its body."""
+    """Context manager recording peak RSS (MiB) and peak CUDA allocation (MiB) in its body.
+
+    ``interval_s``: how often the RSS is read when it is polled; ``children_interval_s``: how
+    often child processes are looked for; ``kernel_peak``: use the kernel's high-water mark for
+    this process's own peak where possible (see the module's notes).  ``samples`` counts the
+    RSS readings taken, ``polled`` says whether this process's RSS had to be polled."""
 
     interval_s: float = 0.005
+    children_interval_s: float = 0.1
+    kernel_peak: bool = True
     peak_rss_mb: float = 0.0
     baseline_rss_mb: float = 0.0
     peak_gpu_mb: float | None = None
     gpu_name: str | None = None
+    samples: int = 0
+    polled: bool = True
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
-    _proc: psutil.Process = field(default_factory=psutil.Process, repr=False)
+    _own: _OwnRss | None = field(default=None, repr=False)
+    _children: dict[int, psutil.Process] = field(default_factory=dict, repr=False)
+    _proc_children: bool = field(default=True, repr=False)
+
+    def _find_children(self) -> None:
+        pids = _children_from_proc(os.getpid()) if self._proc_children else None
+        if pids is None:
+            self._proc_children = False
+            with contextlib.suppress(psutil.Error):
+                pids = [c.pid for c in psutil.Process().children(recursive=True)]
+        known = self._children
+        current = set(pids or ())
+        for pid in list(known):
+            if pid not in current:
+                del known[pid]
+        for pid in current - known.keys():
+            with contextlib.suppress(psutil.Error):
+                known[pid] = psutil.Process(pid)
 
     def _rss(self) -> float:
-        proc = self._proc
-        total = proc.memory_info().rss
-        for child in proc.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
+        assert self._own is not None
+        total = self._own()
+        for pid, child in list(self._children.items()):
+            try:
                 total += child.memory_info().rss
+            except psutil.Error:
+                self._children.pop(pid, None)  # exited: looked for again at the next listing
+        self.samples += 1
         return total / 2**20
 
     def _sample(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.peak_rss_mb = max(self.peak_rss_mb, self._rss())
+        next_listing = time.monotonic() + self.children_interval_s
+        while True:
+            reading = self.polled or bool(self._children)
+            if self._stop.wait(self.interval_s if reading else self.children_interval_s):
+                return
+            if time.monotonic() >= next_listing:
+                self._find_children()
+                next_listing = time.monotonic() + self.children_interval_s
+            if self.polled or self._children:
+                self.peak_rss_mb = max(self.peak_rss_mb, self._rss())
 
     def __enter__(self) -> PeakMemory:
-        self._proc = psutil.Process()
-        self.baseline_rss_mb = self.peak_rss_mb = self._rss()
+        global _open_count
+        self._stop.clear()
+        self._own = _OwnRss()
+        self._children = {}
+        self.samples = 0
+        with _open_lock:
+            first = _open_count == 0
+            _open_count += 1
+            self.polled = not (self.kernel_peak and first and _reset_kernel_peak())
+        try:
+            self._find_children()
+            self.baseline_rss_mb = self.peak_rss_mb = self._rss()
+        except BaseException:
+            with _open_lock:
+                _open_count -= 1
+            raise
         torch = _torch_cuda()
         if torch is not None:
             torch.cuda.reset_peak_memory_stats()
@@ -212,10 +358,23 @@ class PeakMemory:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        global _open_count
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self.peak_rss_mb = max(self.peak_rss_mb, self._rss())
+        try:
+            if self._thread is not None:
+                self._thread.join()
+            self._find_children()
+            self.peak_rss_mb = max(self.peak_rss_mb, self._rss())
+            if not self.polled:
+                own_peak = _kernel_peak()
+                if own_peak is not None:
+                    self.peak_rss_mb = max(self.peak_rss_mb, own_peak / 2**20)
+        finally:  # even when a cell's time limit interrupts this: later bodies may reset the mark
+            with _open_lock:
+                _open_count -= 1
+            if self._own is not None:
+                self._own.close()
+            self._children = {}
         torch = _torch_cuda()
         if torch is not None:
             self.peak_gpu_mb = torch.cuda.max_memory_allocated() / 2**20

@@ -72,14 +72,17 @@ def distribution_state(name: str = "segbench") -> dict[str, Any]:
 
 
 def _git(where: Path) -> dict[str, Any]:
+    """Commit and dirty flag from one ``git status`` (its v2 header names the commit)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=where,
-                                capture_output=True, text=True, timeout=10, check=True).stdout
+        out = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+                             cwd=where, capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": bool(status.strip())}
+    lines = out.splitlines()
+    commit = next((line.split()[2] for line in lines if line.startswith("# branch.oid ")), None)
+    if commit is None or commit == "(initial)":  # no commit yet
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": any(line and not line.startswith("#") for line in lines)}
 
 
 def package_versions() -> dict[str, str]:

@@ -465,6 +465,7 @@ def _predict_stage(
     rows: list[dict[str, Any]] = []
     index: list[dict[str, Any]] = []
     latencies: list[float] = []
+    calls: list[int] = []  # images per timed predict call, in order
     tmp = store.new_stage(spec.predict_key)
     try:
         with PeakMemory() as memory:
@@ -489,7 +490,8 @@ def _predict_stage(
                         for sid in group:
                             if on_image is not None:
                                 on_image(split, sid)
-                        for row, pred in _evaluate_batch(dataset, method, split, group, specs, latencies, cuda):
+                        for row, pred in _evaluate_batch(dataset, method, split, group, specs, latencies, cuda,
+                                                         calls):
                             entry: dict[str, Any] = {k: row[k] for k in ("split", "sample_id", "status", "error",
                                                                          "predict_s") if k in row}
                             if pred is not None:
@@ -497,7 +499,8 @@ def _predict_stage(
                             index.append(entry)
                             rows.append(row)
                 saved = writer.close()
-        stage.update(latency_summary(latencies))
+        # the first call (one image, or one whole batch) is the warm-up, left out of the statistics
+        stage.update(latency_summary(latencies, warmup=calls[0] if calls else 1))
         stage.update(memory.as_dict())
         stage["cell_images_per_s"] = len(rows) / loop_clock.seconds if loop_clock.seconds > 0 else None
         stage["predictions"] = {**saved, "bytes_per_image": saved["bytes"] / max(1, saved["images"])}
@@ -572,7 +575,7 @@ def _saved_state(method: Any) -> dict[str, bytes]:
 
 def _evaluate_batch(
     dataset: Any, method: Any, split: str, sids: Sequence[str], specs: Sequence[MetricSpec],
-    latencies: list[float], cuda: bool,
+    latencies: list[float], cuda: bool, calls: list[int] | None = None,
 ) -> list[tuple[dict[str, Any], Prediction | None]]:
     """Load, predict (in one ``predict_batch`` call where images share a size) and score."""
     out: list[tuple[dict[str, Any], Prediction | None]] = []
@@ -604,6 +607,7 @@ def _evaluate_batch(
                 out.append((row, None))
             continue
         per_image = clock.seconds / len(group)
+        timed_before = len(latencies)
         for (row, sample), pred in zip(group, preds, strict=True):
             try:
                 check_prediction(pred, sample, method.outputs, method.name)
@@ -615,6 +619,8 @@ def _evaluate_batch(
             row["predict_s"] = per_image
             _score_into(row, pred, sample, specs)
             out.append((row, pred))
+        if calls is not None and len(latencies) > timed_before:
+            calls.append(len(latencies) - timed_before)
     order = {sid: i for i, sid in enumerate(sids)}
     out.sort(key=lambda item: order[item[0]["sample_id"]])
     return out

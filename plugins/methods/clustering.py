@@ -14,8 +14,7 @@ import abc
 from typing import Any, ClassVar
 
 import numpy as np
-from skimage.color import rgb2gray
-from threadpoolctl import threadpool_limits
+import skimage  # its submodules load on first use (lazily), so importing this module stays cheap
 
 from harness import Method, Prediction
 from plugins.methods.features import (
@@ -85,6 +84,8 @@ class PixelClustering(Method):
         """Cluster the (H·W)×F features: (labels 0..K-1 per row, extras to record)."""
 
     def predict(self, image: np.ndarray) -> Prediction:
+        from threadpoolctl import threadpool_limits
+
         rng = np.random.default_rng(self.context.seed)
         groups = parse_groups(self.features)
         weights = {"position": self.position_weight, "gabor": self.gabor_weight}
@@ -93,7 +94,7 @@ class PixelClustering(Method):
             labels, extras = self.cluster(x, rng)
         clusters = labels.reshape(image.shape[:2]).astype(np.int32)
         n_clusters = int(clusters.max()) + 1
-        gray = rgb2gray(image[..., :3])
+        gray = skimage.color.rgb2gray(image[..., :3])
         dark = nuclei_are_dark(gray, self.polarity)
         chosen, scores = nucleus_clusters(image, clusters, n_clusters, dark)
         mask = np.isin(clusters, chosen)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
-from skimage.color import rgb2gray, rgb2hed
-from skimage.filters import threshold_otsu
+import skimage  # its submodules load on first use (lazily), so importing this module stays cheap
 
 GABOR_SIGMAS: tuple[float, ...] = (1.0, 3.0, 5.0)
 GABOR_KSIZE = 21
@@ -24,9 +22,9 @@ FEATURE_GROUPS = ("colour", "position", "gabor")
 def intensity_channel(image: np.ndarray, channel: str) -> np.ndarray:
     """A float channel in which, for ``hematoxylin``, nuclei are bright."""
     if channel == "gray":
-        return rgb2gray(image[..., :3])  # type: ignore[no-any-return]
+        return skimage.color.rgb2gray(image[..., :3])  # type: ignore[no-any-return]
     if channel == "hematoxylin":
-        return rgb2hed(image[..., :3])[..., 0]  # type: ignore[no-any-return]
+        return skimage.color.rgb2hed(image[..., :3])[..., 0]  # type: ignore[no-any-return]
     raise ValueError(f"unknown channel {channel!r}; use 'gray' or 'hematoxylin'")
 
 
@@ -51,7 +49,7 @@ def nuclei_are_dark(gray: np.ndarray, polarity: str = "auto") -> bool:
     check_polarity(polarity, "nuclei_are_dark")
     if float(gray.min()) == float(gray.max()):
         return True
-    above = gray > threshold_otsu(gray)
+    above = gray > skimage.filters.threshold_otsu(gray)
     return bool(np.count_nonzero(above) > above.size / 2)
 
 
@@ -86,6 +84,8 @@ def parse_groups(features: str) -> tuple[str, ...]:
 
 def gabor_responses(gray: np.ndarray, n_orientations: int, sigmas: Sequence[float] = GABOR_SIGMAS) -> list[np.ndarray]:
     """Magnitudes of complex Gabor responses (wavelength 3σ, aspect 0.5), one per σ×angle."""
+    import cv2  # imported where used, so building the registry does not load OpenCV
+
     src = gray.astype(np.float32)
     out = []
     for sigma in sigmas:
@@ -109,7 +109,7 @@ def feature_channels(
     False where every image must give the same number of features).
     """
     rgb = image[..., :3]
-    gray = rgb2gray(rgb).astype(np.float32)
+    gray = skimage.color.rgb2gray(rgb).astype(np.float32)
     channels: list[np.ndarray] = []
     if "colour" in groups:
         if grey_as_one and is_grey(rgb):
@@ -157,5 +157,5 @@ def stain_scores(mean_colours: np.ndarray, dark_nuclei: bool) -> np.ndarray:
     (brightfield), brightness if they are bright (fluorescence)."""
     rgb = np.clip(np.asarray(mean_colours, dtype=np.float64) / 255.0, 0.0, 1.0)
     if dark_nuclei:
-        return rgb2hed(rgb[None, :, :])[0, :, 0]  # type: ignore[no-any-return]
-    return rgb2gray(rgb[None, :, :])[0]  # type: ignore[no-any-return]
+        return skimage.color.rgb2hed(rgb[None, :, :])[0, :, 0]  # type: ignore[no-any-return]
+    return skimage.color.rgb2gray(rgb[None, :, :])[0]  # type: ignore[no-any-return]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.cluster import KMeans as _SkKMeans
 
 from harness import hookimpl
 from plugins.methods.clustering import PixelClustering, nearest_centre
@@ -53,10 +52,12 @@ class KMeans(PixelClustering):
         self._check_common()
 
     def cluster(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+        from sklearn.cluster import KMeans  # imported here, so building the registry skips sklearn
+
         n = len(x)
         sample = x if n <= self.n_samples else x[rng.choice(n, self.n_samples, replace=False)]
         k = min(self.n_clusters, len(np.unique(sample, axis=0)))
-        model = _SkKMeans(n_clusters=k, n_init=self.n_init, random_state=int(rng.integers(2**31 - 1))).fit(sample)
+        model = KMeans(n_clusters=k, n_init=self.n_init, random_state=int(rng.integers(2**31 - 1))).fit(sample)
         centres = model.cluster_centers_.astype(np.float32)
         return nearest_centre(x, centres), {"inertia_sample": float(model.inertia_)}
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-from skimage.filters import threshold_otsu
+import skimage  # its submodules load on first use (lazily), so importing this module stays cheap
 
 from harness import Method, Prediction, hookimpl
 from plugins.methods.features import bright_background, check_polarity, intensity_channel
@@ -64,7 +64,7 @@ class Otsu(Method):
             mask = np.zeros(score.shape, dtype=bool)
             level = float(score.min())
         else:
-            level = float(threshold_otsu(score))
+            level = float(skimage.filters.threshold_otsu(score))
             mask = score > level
         params = PostProcess.for_mask(self.postprocess, min_size=self.min_size)
         foreground, instances = postprocess(score, params, foreground=mask)

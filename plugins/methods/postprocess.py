@@ -17,9 +17,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
+import skimage  # its submodules load on first use (lazily), so importing this module stays cheap
 from scipy import ndimage as ndi
-from skimage.filters import apply_hysteresis_threshold, threshold_otsu
-from skimage.segmentation import watershed
 
 ThresholdKind = Literal["fixed", "otsu", "hysteresis", "given"]
 SplitKind = Literal["none", "watershed", "score_watershed"]
@@ -112,8 +111,8 @@ def binarize(score: np.ndarray, params: PostProcess) -> np.ndarray:
     if params.threshold == "otsu":
         if float(score.min()) == float(score.max()):
             return np.zeros(score.shape, dtype=bool)
-        return score > threshold_otsu(score)
-    return apply_hysteresis_threshold(score, params.low, params.high)  # type: ignore[no-any-return]
+        return score > skimage.filters.threshold_otsu(score)
+    return skimage.filters.apply_hysteresis_threshold(score, params.low, params.high)  # type: ignore[no-any-return]
 
 
 def remove_small(mask: np.ndarray, min_size: int) -> np.ndarray:
@@ -132,7 +131,7 @@ def _seeded_watershed(relief: np.ndarray, mask: np.ndarray, min_distance: int) -
     size = 2 * min_distance + 1
     peaks = (relief == ndi.maximum_filter(relief, size=size)) & mask
     markers, _ = ndi.label(peaks, structure=_EIGHT)
-    labels = watershed(-relief, markers, mask=mask)
+    labels = skimage.segmentation.watershed(-relief, markers, mask=mask)
     # a component without a seed (possible only at plateau edges) keeps its own label
     orphans, n = ndi.label(mask & (labels == 0), structure=_EIGHT)
     if n:

@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from skimage.color import rgb2gray
-from sklearn.ensemble import RandomForestClassifier
+import skimage  # its submodules load on first use (lazily), so importing this module stays cheap
 
 from harness import Method, Prediction, Sample, hookimpl
 from plugins.methods.features import check_polarity, feature_channels, nuclei_are_dark
@@ -84,7 +83,7 @@ class RandomForest(Method):
     def _lookup(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
         """(flat padded channel stack, per-feature offsets, padded width, radius)."""
         groups = ["colour"] * self.colour + ["gabor"] * self.gabor
-        grey = rgb2gray(image[..., :3]).astype(np.float32)
+        grey = skimage.color.rgb2gray(image[..., :3]).astype(np.float32)
         if self.polarity != "none" and nuclei_are_dark(grey, self.polarity):
             grey = 1.0 - grey  # nuclei bright on every image, brightfield or fluorescence
         chans = [grey]
@@ -140,6 +139,8 @@ class RandomForest(Method):
     def fit(self, train: Sequence[Sample], validation: Sequence[Sample]) -> None:
         if not train:
             raise ValueError("random_forest: fit needs at least one training sample")
+        from sklearn.ensemble import RandomForestClassifier  # imported here, so building the registry skips sklearn
+
         rng = np.random.default_rng(self.context.seed)
         use_classes = self._use_classes(train)
         forests, all_labels = [], []

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import cv2
 import numpy as np
-from sklearn.svm import SVC
 
 from harness import Method, Prediction, Sample, hookimpl
 
@@ -25,6 +23,8 @@ _STATE_KEYS = ("support_vectors", "dual_coef", "intercept", "gamma")
 
 
 def grey_uint8(image: np.ndarray) -> np.ndarray:
+    import cv2  # imported where used, so building the registry does not load OpenCV
+
     return cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2GRAY)  # type: ignore[no-any-return]
 
 
@@ -83,6 +83,8 @@ class SiftSvm(Method):
 
     def keypoints(self, image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(points N×2 int row/col, descriptors N×128), one keypoint per distinct pixel."""
+        import cv2  # imported where used, so building the registry does not load OpenCV
+
         grey = grey_uint8(image)
         if self.denoise_h > 0:
             grey = cv2.fastNlMeansDenoising(grey, None, h=float(self.denoise_h))
@@ -125,6 +127,8 @@ class SiftSvm(Method):
                 "gamma": np.array([0.0]),
             }
             return
+        from sklearn.svm import SVC  # imported here, so building the registry skips sklearn
+
         svc = SVC(C=self.C, kernel="rbf", gamma=self.gamma or "scale").fit(x, y)
         self._svm = {
             "support_vectors": np.asarray(svc.support_vectors_, dtype=np.float64),

@@ -12,10 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.optimize import linear_sum_assignment
 
 from harness import ImagePair
 from plugins.metrics.pixel import paired_arrays
@@ -166,6 +164,8 @@ def relabel(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
     if top == ids.size:  # already 1..n
         return labels.astype(dtype, copy=False)
     if top < 256:  # one table lookup per pixel (OpenCV's LUT is ~5x numpy's gather)
+        import cv2  # imported where used (as below), so building the registry skips OpenCV
+
         lut = np.zeros(256, dtype=np.uint8)
         lut[ids] = np.arange(1, ids.size + 1)
         return cv2.LUT(labels.astype(np.uint8), lut)  # type: ignore[no-any-return]
@@ -190,6 +190,8 @@ def pair_counts(
     key *= top_p + 1
     np.add(key, prediction, out=key, casting="unsafe")  # key < bins: no overflow, no sign change
     if narrow and bins <= HIST_BINS and key.size:
+        import cv2
+
         counts = cv2.calcHist([key], [0], None, [bins], [0, bins]).ravel().astype(np.int64)
     else:
         counts = np.bincount(key.ravel(), minlength=bins)
@@ -251,6 +253,8 @@ def hungarian(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if weights.size == 0:
         empty = np.zeros(0, dtype=np.intp)
         return empty, empty
+    from scipy.optimize import linear_sum_assignment  # scipy.optimize: ~0.2 s, skipped by the registry
+
     rows, cols = linear_sum_assignment(weights, maximize=True)
     keep = weights[rows, cols] > 0
     return rows[keep], cols[keep]

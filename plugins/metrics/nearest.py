@@ -23,10 +23,8 @@ from __future__ import annotations
 import functools
 import math
 
-import cv2
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.spatial import cKDTree
 
 #: Largest squared offset length tried directly before the k-d tree takes over.
 OFFSET_REACH = 128
@@ -73,6 +71,8 @@ def transform_squared(target: np.ndarray, at_flat: np.ndarray) -> np.ndarray:
     diagonal is below 2000 px; larger windows use scipy's float64 transform.
     """
     if math.hypot(*target.shape) < 2000:
+        import cv2  # imported where used, so building the registry skips OpenCV
+
         raw = cv2.distanceTransform((~target).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     else:
         raw = ndi.distance_transform_edt(~target)
@@ -179,6 +179,8 @@ class Target:
         self.rows = np.asarray(rows, dtype=np.int64)
         self.cols = np.asarray(cols, dtype=np.int64)
         points = np.column_stack((self.rows, self.cols)).astype(np.float64)
+        from scipy.spatial import cKDTree  # imported where used, so building the registry skips it
+
         self.tree = cKDTree(points, leafsize=32, balanced_tree=False, compact_nodes=False)
 
     def squared(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

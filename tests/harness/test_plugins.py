@@ -99,3 +99,58 @@ def test_method_parameters_must_be_explicit_keywords() -> None:
 
     with pytest.raises(TypeError, match="explicit keyword"):
         Sloppy.param_names()
+
+
+#: Packages whose import costs tenths of a second each (measured with ``python -X importtime``):
+#: building the registry, or listing methods, must not pay for them; the methods and metrics
+#: that use them import them where they use them.
+HEAVY_AT_REGISTRY_TIME = ("sklearn", "scipy.stats", "torch", "torchvision")
+
+_IMPORTED_HEAVY = (
+    "import sys\n"
+    "{body}\n"
+    f"print('heavy:' + ','.join(m for m in {HEAVY_AT_REGISTRY_TIME!r} if m in sys.modules))\n"
+)
+
+
+def _heavy_modules_after(body: str) -> list[str]:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", _IMPORTED_HEAVY.format(body=body)], cwd=root,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-1]
+    assert last.startswith("heavy:"), done.stdout
+    return [m for m in last.removeprefix("heavy:").split(",") if m]
+
+
+def test_building_the_registry_imports_no_heavy_package() -> None:
+    body = ("from harness.plugins import build_registry\n"
+            "registry = build_registry(warn=False)\n"
+            "assert 'kmeans' in registry.methods and 'unet' in registry.methods, sorted(registry.methods)\n"
+            "registry.method('kmeans'); registry.method('random_forest')")
+    assert _heavy_modules_after(body) == []
+
+
+def test_bench_list_methods_imports_no_heavy_package() -> None:
+    body = ("import contextlib, io\n"
+            "from harness.cli import main\n"
+            "sys.argv = ['bench', 'list', 'methods']\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    try:\n"
+            "        main()\n"
+            "    except SystemExit as exc:\n"
+            "        assert not exc.code, exc.code\n"
+            "assert 'meanshift' in out.getvalue(), out.getvalue()")
+    assert _heavy_modules_after(body) == []
+
+
+def test_the_guard_sees_a_heavy_import() -> None:
+    """The two tests above would notice sklearn: importing a method's fit path loads it."""
+    body = "from sklearn.cluster import KMeans"
+    assert "sklearn" in _heavy_modules_after(body)

@@ -50,3 +50,21 @@ def test_the_leaderboard_names_the_measuring_run_not_the_writer(registry, store:
     assert prov["segbench"] == {"version": "0.0.1", "commit": "feedbeef", "dirty": True}
     assert prov["date"] == "2020-01-02T03:04:05+00:00"
     assert prov["leaderboard_written"]["date"] != prov["date"]
+
+
+def test_git_state_names_the_commit_and_whether_tracked_files_changed(tmp_path: Path) -> None:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args],
+                              cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()
+
+    git("init", "-q")
+    assert provenance.git_state(tmp_path) == {"commit": None, "dirty": None}  # no commit yet
+    (tmp_path / "a.txt").write_text("one\n")
+    git("add", "a.txt")
+    git("commit", "-q", "-m", "first")
+    head = git("rev-parse", "HEAD")
+    assert provenance.git_state(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "untracked.txt").write_text("not part of the code\n")
+    assert provenance.git_state(tmp_path) == {"commit": head, "dirty": False}
+    (tmp_path / "a.txt").write_text("two\n")
+    assert provenance.git_state(tmp_path) == {"commit": head, "dirty": True}

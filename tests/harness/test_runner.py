@@ -124,3 +124,53 @@ def test_learning_method_is_fitted_timed_and_its_state_saved_without_pickle(regi
     assert record["splits"]["test"]["dice"]["value"] == 1.0
     state = load_file(str(store.cell_file(key, "model.safetensors")))
     assert state["level"].tolist() == [3.0]
+
+
+class _Batched:
+    """Predicts all-background masks, two same-sized images per ``predict_batch`` call."""
+
+    @staticmethod
+    def plugin():  # type: ignore[no-untyped-def]
+        import numpy as np
+
+        from harness import Method, Prediction, hookimpl
+
+        class Batched(Method):
+            name = "batched"
+            outputs = frozenset({"foreground"})
+            predict_batch_size = 2
+            calls: list[int] = []
+
+            def __init__(self) -> None:
+                pass
+
+            def predict(self, image):  # type: ignore[no-untyped-def]
+                return Prediction(foreground=np.zeros(image.shape[:2], dtype=bool))
+
+            def predict_batch(self, images):  # type: ignore[no-untyped-def]
+                Batched.calls.append(len(images))
+                return [self.predict(image) for image in images]
+
+        class Plugin:
+            @hookimpl
+            def bench_register_methods(self, register):  # type: ignore[no-untyped-def]
+                register(Batched)
+
+        return Plugin(), Batched
+
+
+def test_the_whole_first_batch_is_the_warm_up(store: Store) -> None:
+    """Five same-sized images in batches of two: calls of 2, 2 and 1 images; the first call's
+    two images are left out of the latency statistics (not only its first image)."""
+    from harness.plugins import build_registry
+    from tests.conftest import FAKE
+
+    plugin, batched = _Batched.plugin()
+    registry = build_registry(extra_plugins=[(plugin, FAKE)], warn=False)
+    result = run_benchmark(registry, [("synthetic", {"n_test": 5, "n_train": 1})], [("batched", {})], [0],
+                           metrics=["dice"], store=store)
+    (key,) = result.records
+    record = store.cell(key)
+    assert record["status"] == "done" and record["predict_batch_size"] == 2
+    assert batched.calls == [2, 2]  # the fifth image alone goes through predict
+    assert record["n_images"] == 5 and record["n_timed"] == 3
