@@ -221,13 +221,13 @@ def test_a_step_budget_runs_exactly_its_steps() -> None:
 def test_method_steps_replace_the_budget_steps() -> None:
     result = _train(Budget("b", max_steps=7, max_seconds=3600), steps=3)
     assert (result.steps, result.stopped_by) == (3, "max_steps")
-    assert result.budget == {"name": "b+steps=3", "max_steps": 3, "max_seconds": 3600 * 3 / 7}
+    assert result.budget == {"name": "b+steps=3", "max_steps": 3, "max_seconds": 3600}
 
 
 def test_method_steps_keep_the_cap_per_step() -> None:
     budget = Budget("long", max_steps=150, max_seconds=1800)
     assert engine.effective_budget(budget, 450).max_seconds == 5400  # 12 s a step, as budgeted
-    assert engine.effective_budget(budget, 50).max_seconds == 600
+    assert engine.effective_budget(budget, 50).max_seconds == 1800  # fewer steps: the whole cap
     assert engine.effective_budget(Budget("s", max_seconds=60), 10).max_seconds == 60  # seconds-only
 
 
