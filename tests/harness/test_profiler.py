@@ -61,9 +61,13 @@ def wait_for_readings(memory: PeakMemory, n: int, timeout_s: float = 120.0) -> N
         time.sleep(0.001)
 
 
-def test_a_brief_peak_is_caught_by_the_kernel_mark_without_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+def _needs_kernel_mark() -> None:
     if not profiler._reset_kernel_peak():
         pytest.skip("this system has no resettable peak-RSS mark (/proc/self/clear_refs)")
+
+
+def test_a_brief_peak_is_caught_by_the_kernel_mark_without_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    _needs_kernel_mark()
     # children make the sampler poll; in a full test session the process may hold some (the
     # multiprocessing resource tracker, pools of earlier tests): this test is about no children
     monkeypatch.setattr(profiler, "_children_from_proc", lambda pid: [])
@@ -79,8 +83,7 @@ def test_a_brief_peak_is_caught_by_the_kernel_mark_without_polling(monkeypatch: 
 
 def test_the_kernel_mark_is_reset_per_body() -> None:
     """A second body does not inherit the first one's peak (unlike ru_maxrss)."""
-    if not profiler._reset_kernel_peak():
-        pytest.skip("this system has no resettable peak-RSS mark (/proc/self/clear_refs)")
+    _needs_kernel_mark()
     with PeakMemory() as first:
         block = np.ones(ALLOC_MB * MIB // 8)
         del block
@@ -91,8 +94,7 @@ def test_the_kernel_mark_is_reset_per_body() -> None:
 
 
 def test_a_body_opened_inside_another_polls_and_leaves_the_outer_peak_alone() -> None:
-    if not profiler._reset_kernel_peak():
-        pytest.skip("this system has no resettable peak-RSS mark (/proc/self/clear_refs)")
+    _needs_kernel_mark()
     with PeakMemory() as outer:
         block = np.ones(ALLOC_MB * MIB // 8)
         del block
@@ -172,8 +174,7 @@ def test_the_sampler_does_not_scan_every_process_each_tick(monkeypatch: pytest.M
 def test_an_interrupted_exit_still_closes_the_body(monkeypatch: pytest.MonkeyPatch) -> None:
     """A time limit firing while the body closes must not leave it counted as open (every
     later body would then poll instead of using the kernel's mark)."""
-    if not profiler._reset_kernel_peak():
-        pytest.skip("this system has no resettable peak-RSS mark (/proc/self/clear_refs)")
+    _needs_kernel_mark()
     memory = PeakMemory()
     memory.__enter__()
     monkeypatch.setattr(memory, "_find_children", lambda: (_ for _ in ()).throw(KeyboardInterrupt()))
