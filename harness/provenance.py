@@ -102,11 +102,25 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name as the kernel reports it ("AMD EPYC 7B13"), else what ``platform``
+    knows (often only the architecture)."""
+    try:
+        with open(cpuinfo) as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
+        "arch": platform.machine(),
         "cpu_count": os.cpu_count(),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "gpu": None,

@@ -25,7 +25,10 @@ def _cell(value: str) -> str:
     return value.replace("|", "\\|").replace("\n", " ")
 
 
-def _budget(budget: Any) -> str:
+def _budget(budget: Any, rows: Sequence[Mapping[str, str]] = ()) -> str:
+    """The run's training budget for the footer.  Its limits are per method by default; when an
+    entry trained under other limits (its own ``steps``), the footer says so and points to the
+    Training table, which lists each entry's."""
     if not budget:
         return ""
     limits = []
@@ -33,7 +36,12 @@ def _budget(budget: Any) -> str:
         limits.append(f"{budget['max_steps']} steps")
     if budget.get("max_seconds"):
         limits.append(f"{budget['max_seconds']:g} s")
-    return f", training budget '{budget['name']}'" + (f" (at most {' / '.join(limits)} per method)" if limits else "")
+    if not limits:
+        return f", training budget '{budget['name']}'"
+    own = any(r.get("max_steps") and str(r["max_steps"]) != str(budget.get("max_steps"))
+              for r in rows if r.get("source") == "measured")
+    own_steps = "; entries that set their own steps are in the Training table" if own else ""
+    return f", training budget '{budget['name']}' (at most {' / '.join(limits)} per method{own_steps})"
 
 
 CONCURRENT_MARK = "‡"
@@ -146,7 +154,7 @@ def render_markdown(folder: Path) -> str:
         + f") on {prov['machine'].get('cpu', '')} ({prov['machine'].get('cpu_count', '?')} cores"
         + (f", GPU {prov['machine']['gpu']}" if prov["machine"].get("gpu") else ", no GPU")
         + f"), seeds {', '.join(map(str, prov.get('seeds', [])))}"
-        + _budget(prov.get("budget"))
+        + _budget(prov.get("budget"), rows)
         + f", {prov.get('date', '')}. Provenance in run.json.",
     ]
     if prov.get("run_status") not in (None, "finished"):

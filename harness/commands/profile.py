@@ -14,7 +14,6 @@ import io
 import itertools
 import json
 import os
-import platform
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +40,7 @@ from harness.profiler import (
     release_memory,
     timed_repeats,
 )
+from harness.provenance import cpu_model
 from harness.types import RunContext
 
 #: The built-in columns, in order.  Their names are stable: a baseline profile CSV is compared
@@ -263,17 +263,6 @@ def columns_of(pm: Any, measurements: Sequence[Mapping[str, Any]]) -> tuple[list
 
 
 # ---- writing -----------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def gpu_name(device: str) -> str | None:

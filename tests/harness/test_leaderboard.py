@@ -189,3 +189,18 @@ def test_markdown_lists_what_each_learner_trained(tmp_path: Path) -> None:
     assert lines[-1] == "| `unet(steps=250)` | long | 131 | 250 | max_seconds | 100 | none | 3000.5 | 160.25 |"
     assert sum(line.startswith("| `") for line in lines) == 1  # otsu and the published entry learn nothing here
     assert training_table(rows[1:]) == []
+
+
+def test_the_footer_budget_says_when_entries_set_their_own_steps() -> None:
+    from harness.report import _budget
+
+    long = {"name": "long", "max_steps": 150, "max_seconds": 1800.0}
+    default = [{"source": "measured", "max_steps": "150"}, {"source": "measured", "max_steps": ""}]
+    assert _budget(long, default) == ", training budget 'long' (at most 150 steps / 1800 s per method)"
+    own = default + [{"source": "measured", "max_steps": "700"}]
+    assert _budget(long, own) == (", training budget 'long' (at most 150 steps / 1800 s per method; "
+                                  "entries that set their own steps are in the Training table)")
+    # a published entry has no steps of its own; a budget without limits names itself only
+    assert _budget(long, default + [{"source": "published", "max_steps": "40000"}]) == _budget(long, default)
+    assert _budget({"name": "full", "max_steps": None, "max_seconds": None}, own) == ", training budget 'full'"
+    assert _budget(None, own) == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 from pathlib import Path
 
@@ -68,3 +69,14 @@ def test_git_state_names_the_commit_and_whether_tracked_files_changed(tmp_path: 
     assert provenance.git_state(tmp_path) == {"commit": head, "dirty": False}
     (tmp_path / "a.txt").write_text("two\n")
     assert provenance.git_state(tmp_path) == {"commit": head, "dirty": True}
+
+
+def test_the_machine_names_its_cpu_model(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t: fpu\n")
+    assert provenance.cpu_model(str(cpuinfo)) == "AMD EPYC 7B13"
+    # without /proc/cpuinfo (macOS, Windows) what platform knows, never an empty name
+    assert provenance.cpu_model(str(tmp_path / "absent")) in {platform.processor(), platform.machine()}
+    assert provenance.cpu_model(str(tmp_path / "absent"))
+    info = provenance.machine()
+    assert info["arch"] == platform.machine() and info["cpu"]
