@@ -8,6 +8,7 @@ import pytest
 from harness import Budget, RunContext, Sample
 from plugins.methods.deep.mask_rcnn import (
     SCORE_LEVELS,
+    Detections,
     MaskRCNN,
     choose_score_threshold,
     paint_instances,
@@ -37,7 +38,7 @@ def test_paint_instances_keeps_confident_detections_and_gives_overlaps_to_the_hi
 
 
 @pytest.fixture
-def two_objects_and_a_false_positive() -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:
+def two_objects_and_a_false_positive() -> tuple[list[Detections], np.ndarray]:
     """Two reference squares detected exactly (scores 0.35 and 0.45) and one false detection
     elsewhere (score 0.25)."""
     reference = np.zeros((30, 30), dtype=np.int32)
@@ -45,14 +46,14 @@ def two_objects_and_a_false_positive() -> tuple[list[tuple[np.ndarray, np.ndarra
     reference[15:25, 15:25] = 2
     masks = np.stack([_square(2, 2, 8), _square(15, 15, 10), _square(2, 20, 6)])
     scores = np.array([0.35, 0.45, 0.25], dtype=np.float32)
-    return [(masks, scores)], reference
+    return [Detections.from_soft(masks, scores, 0.5)], reference
 
 
 def test_the_chosen_score_threshold_is_the_level_with_the_best_object_f1(
-    two_objects_and_a_false_positive: tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray],
+    two_objects_and_a_false_positive: tuple[list[Detections], np.ndarray],
 ) -> None:
     detections, reference = two_objects_and_a_false_positive
-    level, score, tried = choose_score_threshold("object_f1", detections, [reference], 0.5)
+    level, score, tried = choose_score_threshold("object_f1", detections, [reference])
     # by hand: at 0.05-0.2 all three are painted, 2 true of 3 found and 2 references: F1 0.8;
     # at 0.3 only the two true ones: 1.0; at 0.4 one of two: 2/3; from 0.5 nothing: 0
     assert level == 0.3 and score == pytest.approx(1.0)
@@ -62,25 +63,36 @@ def test_the_chosen_score_threshold_is_the_level_with_the_best_object_f1(
 
 
 def test_the_dsb_map_and_dice_choices_agree_by_hand(
-    two_objects_and_a_false_positive: tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray],
+    two_objects_and_a_false_positive: tuple[list[Detections], np.ndarray],
 ) -> None:
     detections, reference = two_objects_and_a_false_positive
-    level, score, tried = choose_score_threshold("dsb_map", detections, [reference], 0.5)
+    level, score, tried = choose_score_threshold("dsb_map", detections, [reference])
     # exact masks match at every IoU threshold: TP / (TP + FP + FN) = 2/3, then 1, then 1/2
     assert level == 0.3 and score == pytest.approx(1.0)
     assert [t[1] for t in tried][:5] == pytest.approx([2 / 3, 2 / 3, 2 / 3, 1.0, 0.5])
-    level, score, tried = choose_score_threshold("dice", detections, [reference > 0], 0.5)
+    level, score, tried = choose_score_threshold("dice", detections, [reference > 0])
     # pixels: reference 64 + 100; the false square adds 36 predicted pixels
     assert level == 0.3 and score == pytest.approx(1.0)
     assert tried[0][1] == pytest.approx(2 * 164 / (164 + 200))
     assert tried[4][1] == pytest.approx(2 * 100 / (100 + 164))
 
 
+def test_compact_detections_keep_each_mask_in_its_box() -> None:
+    soft = np.stack([_square(3, 4, 5), np.zeros((30, 30), dtype=np.float32)])
+    soft[0, 3, 4] = 0.2  # below the mask threshold: outside the mask and its box
+    found = Detections.from_soft(soft, np.array([0.9, 0.8]), 0.5)
+    assert found.boxes.tolist() == [[3, 4, 8, 9], [0, 0, 0, 0]]
+    assert found.masks[0].shape == (5, 5) and np.count_nonzero(found.masks[0]) == 24
+    assert found.masks[1].size == 0
+    painted = found.paint(0.5)
+    np.testing.assert_array_equal(painted, (soft[0] > 0.5).astype(np.int32))
+
+
 def test_ties_choose_the_lowest_level() -> None:
     reference = np.zeros((30, 30), dtype=np.int32)
     reference[5:15, 5:15] = 1
-    detections = [(_square(5, 5, 10)[None], np.array([0.95], dtype=np.float32))]
-    level, score, tried = choose_score_threshold("object_f1", detections, [reference], 0.5)
+    detections = [Detections.from_soft(_square(5, 5, 10)[None], np.array([0.95]), 0.5)]
+    level, score, tried = choose_score_threshold("object_f1", detections, [reference])
     assert level == min(SCORE_LEVELS) and score == pytest.approx(1.0)
     assert len(tried) == len(SCORE_LEVELS)
 
