@@ -120,7 +120,8 @@ def choose_score_threshold(
     """The level of ``levels`` whose painted instances score best by ``metric`` against the
     references (ties: the lower level); returns it, its score and every (level, score).
 
-    ``references`` are instance maps, or foreground masks when ``metric`` is ``"dice"``."""
+    ``references`` are instance maps, or foreground masks when ``metric`` is ``"dice"``
+    (:func:`selection_score` compares foregrounds for it)."""
     from plugins.methods.deep.recipe import selection_score
 
     if not levels:
@@ -128,10 +129,7 @@ def choose_score_threshold(
     tried: list[tuple[float, float]] = []
     best, best_score = float(levels[0]), float("-inf")
     for level in sorted(levels):
-        labels = [d.paint(level) for d in detections]
-        if metric == "dice":
-            labels = [(v > 0).astype(np.int32) for v in labels]
-        score = selection_score(metric, labels, references)
+        score = selection_score(metric, [d.paint(level) for d in detections], references)
         tried.append((float(level), score))
         if score > best_score:
             best, best_score = float(level), score
