@@ -18,7 +18,7 @@ class FCNResNet50(SemanticMethod):
     """Fully convolutional network (Long et al., CVPR 2015) with a ResNet backbone."""
 
     name = "fcn_resnet50"
-    version = "2"
+    version = "3"  # 3: decoding chosen from the wider, size-relative grid
     description = (
         "torchvision FCN with a ResNet-50 backbone, multi-class when the dataset has classes; "
         "random initialisation (no pretrained weights); instances by post-processing"

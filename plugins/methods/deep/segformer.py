@@ -17,7 +17,7 @@ class SegFormer(SemanticMethod):
     """SegFormer (Xie et al., NeurIPS 2021); sizes of the Mix Transformer are parameters."""
 
     name = "segformer"
-    version = "2"
+    version = "3"  # 3: decoding chosen from the wider, size-relative grid
     description = (
         "SegFormer (MiT-b0 size by default) from transformers, random initialisation "
         "(no pretrained weights); instances by post-processing"

@@ -150,7 +150,8 @@ class SemanticMethod(DeepMethod):
             np.asarray(s.instances if metric != "dice" else s.foreground.astype(np.int32))
             for s in held_out
         ]
-        self.decode_, score, tried = choose_decoding(metric, probabilities, references)
+        diameter = float(self.resolved_.get("median_object_diameter") or 0.0)
+        self.decode_, score, tried = choose_decoding(metric, probabilities, references, diameter)
         return {"decode": self.decode_.as_dict(), "decode_score": score, "decode_tried": len(tried)}
 
     def extra_state(self) -> dict[str, np.ndarray]:

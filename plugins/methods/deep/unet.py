@@ -18,7 +18,7 @@ class UNet(SemanticMethod):
     """U-Net (Ronneberger et al. 2015); binary or multi-class head."""
 
     name = "unet"
-    version = "2"
+    version = "3"  # 3: decoding chosen from the wider, size-relative grid
     description = (
         "U-Net (configurable depth/width), BCE/CE + soft Dice, random initialisation "
         "(no pretrained weights); instances by post-processing"

@@ -25,7 +25,7 @@ class UNetPlusPlus(SemanticMethod):
     """U-Net++ (Zhou et al. 2018) with a timm encoder; binary or multi-class head."""
 
     name = "unet_plus_plus"
-    version = "2"
+    version = "3"  # 3: decoding chosen from the wider, size-relative grid
     description = (
         "U-Net++ with a timm encoder (features_only), BCE/CE + soft Dice; packaged ImageNet "
         "EfficientNet-Lite0 weights when installed (pretrained=auto), else random "

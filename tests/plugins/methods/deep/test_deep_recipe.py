@@ -254,7 +254,7 @@ def test_long_budget_counts_steps() -> None:
 
 
 def test_the_resolved_recipe_is_recorded(trained) -> None:  # type: ignore[no-untyped-def]
-    from plugins.methods.deep.recipe import FOREGROUND_LEVELS, INTERIOR_LEVELS, MIN_SIZES
+    from plugins.methods.deep.recipe import FOREGROUND_LEVELS, INTERIOR_LEVELS, min_sizes
 
     _, method = trained("unet")
     record = method.training_
@@ -265,8 +265,9 @@ def test_the_resolved_recipe_is_recorded(trained) -> None:  # type: ignore[no-un
     assert resolved["rim"] == auto_rim(resolved["median_object_diameter"], resolved["scale"])
     decode = record["decode"]
     assert decode["foreground"] in FOREGROUND_LEVELS and decode["interior"] in INTERIOR_LEVELS
-    assert decode["min_size"] in MIN_SIZES
-    assert record["decode_tried"] == len(FOREGROUND_LEVELS) * len(INTERIOR_LEVELS) * len(MIN_SIZES)
+    sizes = min_sizes(resolved["median_object_diameter"])
+    assert decode["min_size"] in sizes
+    assert record["decode_tried"] == len(FOREGROUND_LEVELS) * len(INTERIOR_LEVELS) * len(sizes)
 
 
 def test_foreground_encoding_keeps_the_binary_head() -> None:
@@ -293,3 +294,32 @@ def test_the_training_summary_travels_with_the_state(trained) -> None:  # type: 
     restored.load_state_dict(method.state_dict())
     assert restored.training_ == json.loads(json.dumps(method.training_, default=str))
     assert restored.resolved_["encoding"] == "rim" and restored.decode_ == method.decode_
+
+
+def test_min_sizes_follow_the_median_object_area() -> None:
+    from plugins.methods.deep.recipe import min_sizes
+
+    # diameter 20: area 100 pi = 314.16; 2 % = 6.28, 5 % = 15.7, 10 % = 31.4, 20 % = 62.8, 35 % = 110.0
+    assert min_sizes(20.0) == (0, 6, 16, 31, 63, 110)
+    # no objects seen: only "keep everything"
+    assert min_sizes(0.0) == (0,)
+
+
+def test_choose_decoding_drops_fragments_smaller_than_the_objects() -> None:
+    from plugins.methods.deep.recipe import Decode, choose_decoding, decode_rim
+
+    # One 20 x 20 object and a 3 x 3 fragment, both confidently interior; the reference has
+    # only the object.  Keeping the fragment: 1 TP, 1 FP, object F1 2/3; a min_size above 9
+    # pixels and at most 400 drops it: F1 1.  The grid for a 20-pixel median diameter has
+    # min sizes 0, 6, 16, ...; the first to drop the fragment is 16.
+    probabilities = np.zeros((3, 40, 40), dtype=np.float32)
+    probabilities[0] = 1.0
+    for sl in (np.s_[5:25, 5:25], np.s_[30:33, 30:33]):
+        probabilities[:, sl[0], sl[1]] = np.array([0.0, 1.0, 0.0])[:, None, None]
+    reference = np.zeros((40, 40), dtype=np.int32)
+    reference[5:25, 5:25] = 1
+    kept = decode_rim(probabilities, Decode(0.4, 0.3, 0))[1]
+    assert kept.max() == 2
+    best, score, tried = choose_decoding("object_f1", [probabilities], [reference], 20.0)
+    assert score == 1.0 and best == Decode(0.4, 0.3, 16)
+    assert dict((tuple(p.values()), s) for p, s in tried)[(0.4, 0.3, 0)] == pytest.approx(2 / 3)
