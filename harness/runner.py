@@ -15,7 +15,6 @@ import math
 import os
 import random
 import shutil
-import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -83,31 +82,13 @@ def cell_key(parts: Mapping[str, Any]) -> str:
 
 
 def method_source(cls: Any) -> dict[str, Any]:
-    """A sha256 over the source files of a plugin's code (a method or dataset class, a metric
-    function): its module and, when the module lives in a package other than the top-level
-    ``plugins`` namespace, the package's ``__init__``.  Editing the code changes the hash
-    without a ``version`` bump; code imported from other modules is not covered."""
-    module = sys.modules.get(cls.__module__)
-    paths: list[Path] = []
-    if module is not None and getattr(module, "__file__", None):
-        paths.append(Path(module.__file__))  # type: ignore[arg-type]
-        package = (module.__package__ or "").strip()
-        if package and package != "plugins" and package != cls.__module__:
-            init = sys.modules.get(package)
-            if init is not None and getattr(init, "__file__", None):
-                paths.append(Path(init.__file__))  # type: ignore[arg-type]
-    digest = hashlib.sha256()
-    names = []
-    for path in paths:
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        names.append(path.name)
-        digest.update(path.name.encode() + b"\0" + hashlib.sha256(data).digest())
-    if not names:
-        return {"sha256": None, "note": f"source of {cls.__module__}.{cls.__qualname__} not found"}
-    return {"sha256": digest.hexdigest(), "files": names}
+    """A sha256 over the source a plugin's results depend on (a method or dataset class, a
+    metric function): its module and the modules of the same package it imports, followed
+    transitively (:mod:`harness.sources`).  Editing any of them changes the hash without a
+    ``version`` bump."""
+    from harness.sources import source_digest
+
+    return source_digest(cls)
 
 
 def dataset_files(dataset: Any) -> tuple[Path, list[Path]] | None:
