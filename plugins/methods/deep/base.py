@@ -121,22 +121,16 @@ class DeepMethod(Method):
         self, model: nn.Module, held_out: Sequence[Sample], device: torch.device
     ) -> float:
         """The selection metric of the model's predictions on the held-out samples."""
-        from plugins.methods.deep.recipe import selection_score
+        from plugins.methods.deep.recipe import selection_references, selection_score
 
         assert self.resolved_ is not None
         metric = self.resolved_["select"]
         predictions = self.infer(model, [s.image for s in held_out], device)
         if metric == "dice":
-            return selection_score(
-                "dice",
-                [p.foreground_mask().astype(np.int32) for p in predictions],
-                [s.foreground.astype(np.int32) for s in held_out],
-            )
-        return selection_score(
-            metric,
-            [np.asarray(p.instances) for p in predictions],
-            [np.asarray(s.instances) for s in held_out],
-        )
+            labels = [p.foreground_mask().astype(np.int32) for p in predictions]
+        else:
+            labels = [np.asarray(p.instances) for p in predictions]
+        return selection_score(metric, labels, selection_references(metric, held_out))
 
     def after_training(
         self, model: nn.Module, held_out: Sequence[Sample], device: torch.device

@@ -330,12 +330,11 @@ class MaskRCNN(DeepMethod):
     def _choose(
         self, model: nn.Module, held_out: Sequence[Sample], device: torch.device
     ) -> tuple[float, float, list[tuple[float, float]]]:
+        from plugins.methods.deep.recipe import selection_references
+
         assert self.resolved_ is not None
         metric = self.resolved_["select"]
-        references = [
-            np.asarray(s.foreground.astype(np.int32) if metric == "dice" else s.instances)
-            for s in held_out
-        ]
+        references = selection_references(metric, held_out)
         detections = self.detect(model, [s.image for s in held_out], device)
         return choose_score_threshold(metric, detections, references)
 

@@ -184,6 +184,14 @@ def resolve_selection(select: str, primary_metrics: Sequence[str], has_instances
     return "object_f1" if has_instances else "dice"
 
 
+def selection_references(metric: str, samples: Sequence[Any]) -> list[np.ndarray]:
+    """The reference label maps ``metric`` is scored against: the foreground (as 0/1) for
+    Dice, the instance maps otherwise."""
+    if metric == "dice":
+        return [np.asarray(s.foreground).astype(np.int32) for s in samples]
+    return [np.asarray(s.instances) for s in samples]
+
+
 def selection_score(
     metric: str, predictions: Sequence[np.ndarray], references: Sequence[np.ndarray]
 ) -> float:

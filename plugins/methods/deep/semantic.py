@@ -140,16 +140,13 @@ class SemanticMethod(DeepMethod):
         """Rim encoding: choose the decoding thresholds on the held-out samples (with TTA)."""
         if self._encoding() != "rim":
             return {}
-        from plugins.methods.deep.recipe import choose_decoding
+        from plugins.methods.deep.recipe import choose_decoding, selection_references
 
         assert self.resolved_ is not None
         logits = self._logits(model, [s.image for s in held_out], device, self.tta)
         probabilities = [_softmax(v) for v in logits]
         metric = self.resolved_["select"]
-        references = [
-            np.asarray(s.instances if metric != "dice" else s.foreground.astype(np.int32))
-            for s in held_out
-        ]
+        references = selection_references(metric, held_out)
         diameter = float(self.resolved_.get("median_object_diameter") or 0.0)
         self.decode_, score, tried = choose_decoding(metric, probabilities, references, diameter)
         return {"decode": self.decode_.as_dict(), "decode_score": score, "decode_tried": len(tried)}

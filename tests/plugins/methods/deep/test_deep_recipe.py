@@ -323,3 +323,14 @@ def test_choose_decoding_drops_fragments_smaller_than_the_objects() -> None:
     best, score, tried = choose_decoding("object_f1", [probabilities], [reference], 20.0)
     assert score == 1.0 and best == Decode(0.4, 0.3, 16)
     assert dict((tuple(p.values()), s) for p, s in tried)[(0.4, 0.3, 0)] == pytest.approx(2 / 3)
+
+
+def test_selection_references_are_the_foreground_for_dice_and_the_objects_otherwise() -> None:
+    from harness import Sample
+    from plugins.methods.deep.recipe import selection_references
+
+    sample = Sample("s", np.zeros((2, 2, 3), dtype=np.uint8), instances=np.array([[0, 2], [3, 0]], dtype=np.int32))
+    (dice,) = selection_references("dice", [sample])
+    assert dice.dtype == np.int32 and dice.tolist() == [[0, 1], [1, 0]]
+    (objects,) = selection_references("dsb_map", [sample])
+    assert objects.tolist() == [[0, 2], [3, 0]]
