@@ -18,8 +18,30 @@ class Case:
     steps: int
 
 
+def tiny_mask_rcnn(**overrides: object) -> Method:
+    """A Mask R-CNN small enough to train on 48-pixel images in seconds; ``overrides`` replace
+    any of its settings."""
+    from plugins.methods.deep import MaskRCNN
+
+    settings: dict[str, object] = {
+        "blocks": (1, 1, 1, 1),
+        "anchor_size": 8,
+        "rois_per_image": 16,
+        "proposals": 50,
+        "max_detections": 20,
+        "batch_size": 2,
+        "patch_size": 48,
+    }
+    return MaskRCNN(**(settings | overrides))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def make_tiny_mask_rcnn() -> Callable[..., Method]:
+    return tiny_mask_rcnn
+
+
 def _cases() -> list[Case]:
-    from plugins.methods.deep import FCNResNet50, MaskRCNN, SegFormer, UNet, UNetPlusPlus
+    from plugins.methods.deep import FCNResNet50, SegFormer, UNet, UNetPlusPlus
 
     common = {"patch_size": 32, "validate_every": 10}
     return [
@@ -44,18 +66,7 @@ def _cases() -> list[Case]:
         Case("fcn_resnet50", lambda: FCNResNet50(blocks=(1, 1, 1, 1), lr=1e-3, **common), 20),
         Case(
             "mask_rcnn",
-            lambda: MaskRCNN(
-                blocks=(1, 1, 1, 1),
-                anchor_size=8,
-                rois_per_image=16,
-                proposals=50,
-                max_detections=20,
-                score_threshold=0.3,
-                batch_size=2,
-                lr=1e-3,
-                patch_size=48,
-                validate_every=15,
-            ),
+            lambda: tiny_mask_rcnn(score_threshold=0.3, lr=1e-3, validate_every=15),
             15,
         ),
     ]

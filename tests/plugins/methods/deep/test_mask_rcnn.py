@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -105,19 +107,10 @@ def test_score_threshold_rejects_words_other_than_auto() -> None:
 
 
 def test_auto_threshold_is_chosen_on_validation_recorded_and_saved(
-    tiny_data: dict[str, list[Sample]],
+    tiny_data: dict[str, list[Sample]], make_tiny_mask_rcnn: Callable[..., MaskRCNN]
 ) -> None:
     def make() -> MaskRCNN:
-        return MaskRCNN(
-            blocks=(1, 1, 1, 1),
-            anchor_size=8,
-            rois_per_image=16,
-            proposals=50,
-            max_detections=20,
-            batch_size=2,
-            patch_size=48,
-            validate_every=5,
-        )
+        return make_tiny_mask_rcnn(validate_every=5)
 
     method = make()
     method.setup(RunContext(seed=0, budget=Budget("test", max_steps=10)))
