@@ -120,8 +120,7 @@ def choose_score_threshold(
     """The level of ``levels`` whose painted instances score best by ``metric`` against the
     references (ties: the lower level); returns it, its score and every (level, score).
 
-    ``references`` are instance maps, or foreground masks when ``metric`` is ``"dice"``
-    (:func:`selection_score` compares foregrounds for it)."""
+    ``references`` are instance maps, or foreground masks when ``metric`` is ``"dice"``."""
     from plugins.methods.deep.recipe import selection_score
 
     if not levels:
@@ -129,7 +128,10 @@ def choose_score_threshold(
     tried: list[tuple[float, float]] = []
     best, best_score = float(levels[0]), float("-inf")
     for level in sorted(levels):
-        score = selection_score(metric, [d.paint(level) for d in detections], references)
+        labels = [d.paint(level) for d in detections]
+        if metric == "dice":
+            labels = [(v > 0).astype(np.int32) for v in labels]
+        score = selection_score(metric, labels, references)
         tried.append((float(level), score))
         if score > best_score:
             best, best_score = float(level), score
