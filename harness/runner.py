@@ -154,6 +154,7 @@ def plan(
     cache = store.file_hashes() if store is not None else FileHashCache(None)
     cells = []
     metric_code: dict[str, list[Any]] = {}
+    sources: dict[type, dict[str, Any]] = {}  # one source digest per method class and plan
     for ds_name, ds_params in datasets:
         dataset = registry.dataset(ds_name, **ds_params)
         content = dataset_content(dataset, cache)
@@ -161,7 +162,9 @@ def plan(
         fingerprint = {**dataset.fingerprint(), "content": content["sha256"], "source": loader["sha256"]}
         for m_name, m_params in methods:
             method = registry.method(m_name, **m_params)
-            source = method_source(type(method))
+            if type(method) not in sources:
+                sources[type(method)] = method_source(type(method))
+            source = sources[type(method)]
             params = method.get_params()
             chosen = applicable_metrics(registry, dataset.provides, method.outputs, metrics)
             learns = bool(method.learns)
