@@ -76,6 +76,19 @@ def test_validation_is_given_or_a_seeded_tenth_of_train() -> None:
     assert split_validation(train[:1], [], seed=0) == (train[:1], train[:1])
 
 
+def test_held_out_part_has_a_minimum_size_once_train_is_large_enough() -> None:
+    # GlaS: 85 training images -> round(8.5) = 8 at 10%, raised to 16
+    kept, held = split_validation(_samples(85), [], seed=0)
+    assert (len(kept), len(held)) == (69, 16)
+    # 31 < 2 x 16: the tenth alone, round(3.1) = 3
+    assert len(split_validation(_samples(31), [], seed=0)[1]) == 3
+    # exactly twice the minimum: 16 of 32
+    assert len(split_validation(_samples(32), [], seed=0)[1]) == 16
+    # a tenth above the minimum is kept: 20 of 200
+    assert len(split_validation(_samples(200), [], seed=0)[1]) == 20
+    assert len(split_validation(_samples(85), [], seed=0, minimum=4)[1]) == 8
+
+
 def test_training_set_excludes_ignored_pixels() -> None:
     ignore = np.zeros((4, 4), bool)
     ignore[0] = True
