@@ -22,7 +22,7 @@ to tell.
 
 Both sides run with the same number of threads, ``BENCH_LATENCY_THREADS`` (default 1): the
 harness through ``OMP_NUM_THREADS``, which the local executor honours, the bare loop through
-threadpoolctl and ``torch.set_num_threads``.  With as many threads as the 2-core machine has
+the executors' ``limit_threads`` (threadpoolctl and ``torch.set_num_threads``).  With as many threads as the 2-core machine has
 cores, any other process stalls one of them at the operator's barrier, and a round's mean moved
 by 5-10% from one round to the next; with one thread, 2-4%.
 """
@@ -42,9 +42,11 @@ import pytest
 
 from harness import hookimpl
 from harness.bench import run_benchmark
+from harness.executors.base import limit_threads
 from harness.plugins import Registry, Source, build_registry
 from harness.runner import batch_size
 from harness.store import Store
+from harness.uncertainty import percentile_interval
 
 DATASET: tuple[str, dict[str, Any]] = ("dsb2018-sample", {})
 UNET_DATASET: tuple[str, dict[str, Any]] = (
@@ -68,25 +70,27 @@ def _shape_groups(images: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
     return list(groups.values())
 
 
-def _bare_loop(method: Any, loaders: Sequence[Callable[[], np.ndarray]], sync: Callable[[], None]) -> tuple[float, float]:
-    """Load a batch (``predict_batch_size`` consecutive images), then time one call per image
-    shape in it: the runner's order.  Loading right before predicting matters: a freshly
-    decoded image is in the CPU's caches, and otsu's ~13 ms per image moved by 6-7% between a
-    loop over images loaded in advance and one over freshly copied images."""
+def _bare_loop(method: Any, splits: Sequence[Sequence[Callable[[], np.ndarray]]],
+               sync: Callable[[], None]) -> tuple[float, float]:
+    """Per evaluation split, load a batch (``predict_batch_size`` consecutive images), then
+    time one call per image shape in it: the runner's order.  Loading right before predicting
+    matters: a freshly decoded image is in the CPU's caches, and otsu's ~13 ms per image moved
+    by 6-7% between a loop over images loaded in advance and one over freshly copied images."""
     per_image: list[float] = []
     calls: list[int] = []
     size = batch_size(method)
-    for first in range(0, len(loaders), size):
-        for group in _shape_groups([load() for load in loaders[first:first + size]]):
-            sync()
-            start = time.perf_counter()
-            if len(group) > 1:
-                method.predict_batch(group)
-            else:
-                method.predict(group[0])
-            sync()
-            per_image += [(time.perf_counter() - start) / len(group)] * len(group)
-            calls.append(len(group))
+    for loaders in splits:
+        for first in range(0, len(loaders), size):
+            for group in _shape_groups([load() for load in loaders[first:first + size]]):
+                sync()
+                start = time.perf_counter()
+                if len(group) > 1:
+                    method.predict_batch(group)
+                else:
+                    method.predict(group[0])
+                sync()
+                per_image += [(time.perf_counter() - start) / len(group)] * len(group)
+                calls.append(len(group))
     return _summary(per_image, calls[0])
 
 
@@ -131,26 +135,25 @@ def median_interval(values: Sequence[float], resamples: int = 10_000, seed: int 
     if data.size < 2:
         return float(data[0]), float(data[0])
     draws = np.random.default_rng(seed).integers(0, data.size, size=(resamples, data.size))
-    low, high = np.percentile(np.median(data[draws], axis=1), [2.5, 97.5])
-    return float(low), float(high)
+    return percentile_interval(np.median(data[draws], axis=1))
 
 
 @pytest.fixture(autouse=True)
 def same_threads(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Both sides run with ``THREADS`` threads: the harness reads ``OMP_NUM_THREADS``; the bare
-    loop runs inside the same BLAS/OpenMP limits (torch's own pool: the unet test)."""
-    from threadpoolctl import threadpool_limits
-
+    loop runs under the executors' own limits (torch's pool too once it is imported: the unet
+    test limits again after importing it)."""
     monkeypatch.setenv("OMP_NUM_THREADS", str(THREADS))
-    with threadpool_limits(limits=THREADS):
-        yield
+    restore = limit_threads(THREADS)
+    yield
+    restore()
 
 
-def _loaders(name: str, params: dict[str, Any]) -> list[Callable[[], np.ndarray]]:
-    """One function per evaluation image that loads it, in the runner's order."""
+def _loaders(name: str, params: dict[str, Any]) -> list[list[Callable[[], np.ndarray]]]:
+    """Per evaluation split, one function per image that loads it, in the runner's order."""
     dataset = build_registry(warn=False).dataset(name, **params)
-    return [lambda split=split, sid=sid: dataset.load(split, sid).image
-            for split in dataset.eval_splits for sid in dataset.sample_ids(split)]
+    return [[lambda split=split, sid=sid: dataset.load(split, sid).image for sid in dataset.sample_ids(split)]
+            for split in dataset.eval_splits]
 
 
 def test_latency_accuracy_otsu(benchmark: Any, capsys: Any, tmp_path: Path) -> None:
@@ -194,9 +197,7 @@ def test_latency_accuracy_unet(benchmark: Any, capsys: Any, tmp_path: Path, requ
     torch = pytest.importorskip("torch")
     from harness import RunContext
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
-    request.addfinalizer(lambda: torch.set_num_threads(before))
+    request.addfinalizer(limit_threads(THREADS))  # now that torch is imported
 
     benchmark.group = "latency accuracy: harness vs bare loop"
     cls, plugin = _untrained_unet()
