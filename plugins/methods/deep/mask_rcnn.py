@@ -301,8 +301,9 @@ class MaskRCNN(DeepMethod):
         found = []
         with torch.inference_mode():
             for image in images:
-                x = torch.from_numpy(np.ascontiguousarray(image[..., :3])).to(device)
-                x = x.permute(2, 0, 1).float() / 255.0
+                # astype copies into a writable float array (the loaded image may be read-only)
+                x = torch.from_numpy(image[..., :3].astype(np.float32)).to(device)
+                x = x.permute(2, 0, 1) / 255.0
                 self._native_size(model, *x.shape[-2:])
                 out = model([x])[0]
                 soft = out["masks"][:, 0].float().cpu().numpy()
