@@ -98,6 +98,26 @@ def test_tiles_reassemble_a_pointwise_network_exactly() -> None:
     torch.testing.assert_close(tiled, whole)
 
 
+def test_tiles_match_monai_sliding_window() -> None:
+    """Tiles of 32 px overlapping by a quarter, logits averaged: MONAI's sliding window with
+    the same window and overlap places the same windows, so any network gives the same logits
+    (here a 3x3 network whose tiled output differs from the whole-image one)."""
+    inferers = pytest.importorskip("monai.inferers")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3, padding=1)
+    ).eval()
+    x = torch.randn(2, 3, 70, 45)
+    with torch.no_grad():
+        ours = forward_tiled(net, x, stride=8, tile=32)
+        theirs = inferers.sliding_window_inference(
+            x, roi_size=(32, 32), sw_batch_size=1, predictor=net, overlap=0.25, mode="constant"
+        )
+        whole = net(x)
+    assert not torch.allclose(ours, whole, atol=1e-3)  # the tiles do change the logits
+    torch.testing.assert_close(ours, theirs.as_tensor() if hasattr(theirs, "as_tensor") else theirs)
+
+
 def test_predict_logits_batches_by_size_and_keeps_order() -> None:
     conv = torch.nn.Conv2d(3, 1, 1)
     rng = np.random.default_rng(0)
