@@ -22,16 +22,16 @@ import pytest
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
+from harness.executors.base import limit_threads
 from plugins.methods.deep.inference import forward_tiled
 from plugins.methods.deep.nets.unet_plus_plus import UNetPlusPlus
 
 
 @pytest.fixture(autouse=True)
 def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    restore = limit_threads(1)  # the limit a cell runs under, torch's pool included
     yield
-    torch.set_num_threads(before)
+    restore()
 
 
 def _segbench_unet_plus_plus() -> Any:
@@ -50,12 +50,23 @@ NETWORKS: dict[str, Callable[[], Any]] = {
 }
 
 
-@pytest.mark.parametrize("which", NETWORKS)
-def test_unet_plus_plus_training_step(benchmark, which: str) -> None:  # type: ignore[no-untyped-def]
+def _enabled(benchmark: Any) -> None:
     if benchmark.disabled:
         pytest.skip("benchmark: run with --benchmark-enable")
+
+
+def _network(benchmark: Any, which: str) -> Any:
+    """The seeded network ``which``, its parameter count recorded with the benchmark."""
+    _enabled(benchmark)
     torch.manual_seed(0)
-    model = NETWORKS[which]().train()
+    model = NETWORKS[which]()
+    benchmark.extra_info["parameters"] = sum(p.numel() for p in model.parameters())
+    return model
+
+
+@pytest.mark.parametrize("which", NETWORKS)
+def test_unet_plus_plus_training_step(benchmark, which: str) -> None:  # type: ignore[no-untyped-def]
+    model = _network(benchmark, which).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn(8, 3, 224, 224)
     y = torch.randint(0, 3, (8, 224, 224))
@@ -66,31 +77,25 @@ def test_unet_plus_plus_training_step(benchmark, which: str) -> None:  # type: i
         loss.backward()
         optimizer.step()
 
-    benchmark.extra_info["parameters"] = sum(p.numel() for p in model.parameters())
     benchmark.pedantic(step, rounds=5, warmup_rounds=1, iterations=1)
 
 
 @pytest.mark.parametrize("which", NETWORKS)
 def test_unet_plus_plus_predict_512(benchmark, which: str) -> None:  # type: ignore[no-untyped-def]
-    if benchmark.disabled:
-        pytest.skip("benchmark: run with --benchmark-enable")
-    torch.manual_seed(0)
-    model = NETWORKS[which]().eval()
+    model = _network(benchmark, which).eval()
     x = torch.randn(1, 3, 512, 512)
 
     def predict() -> None:
         with torch.inference_mode():
             model(x)
 
-    benchmark.extra_info["parameters"] = sum(p.numel() for p in model.parameters())
     benchmark.pedantic(predict, rounds=5, warmup_rounds=1, iterations=1)
 
 
 @pytest.mark.parametrize("which", ["segbench", "monai"])
 def test_tiled_inference_2048(benchmark, which: str) -> None:  # type: ignore[no-untyped-def]
     """A 2048×2048 image in 1024 px tiles (nine windows), overlap a quarter, a small network."""
-    if benchmark.disabled:
-        pytest.skip("benchmark: run with --benchmark-enable")
+    _enabled(benchmark)
     torch.manual_seed(0)
     net = torch.nn.Sequential(
         torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(16, 3, 3, padding=1)
