@@ -7,6 +7,7 @@ install) on a light installation without it.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from collections.abc import Mapping, Sequence
@@ -68,6 +69,10 @@ class DeepMethod(Method):
     weights: str
     steps: int  # the method's own step count, replacing the budget's (0: the budget's)
     select: str  # validation metric for model selection (auto: the dataset's primary metric)
+    #: ``none``: images as given; ``auto``/``dark``/``bright``: an image whose nuclei are dark
+    #: (brightfield, H&E) is inverted before training and prediction, so nuclei are bright on
+    #: every image, as on fluorescence (the classical methods' ``polarity``).
+    polarity: str = "none"
 
     # set by fit() / load_state_dict()
     model_: Any = None
@@ -145,6 +150,35 @@ class DeepMethod(Method):
 
     # ---- the shared machinery ----------------------------------------------------------
 
+    def checked_polarity(self, polarity: str) -> str:
+        from plugins.methods.features import POLARITIES
+
+        if polarity != "none" and polarity not in POLARITIES:
+            raise ValueError(
+                f"method {self.name!r}: unknown polarity {polarity!r}; "
+                f"use none, {', '.join(POLARITIES)}"
+            )
+        return polarity
+
+    def oriented(self, image: np.ndarray) -> np.ndarray:
+        """The image as the network sees it: inverted when ``polarity`` says its nuclei are
+        dark (decided per image from its grey levels), else unchanged."""
+        if self.polarity == "none":
+            return image
+        from plugins.methods.features import intensity_channel, nuclei_are_dark
+
+        array = np.asarray(image)
+        if not nuclei_are_dark(intensity_channel(array, "gray"), self.polarity):
+            return array
+        if array.dtype == np.uint8:
+            return 255 - array
+        return 255.0 - array.astype(np.float32)  # images are 0-255 (see TrainingSet)
+
+    def _oriented_samples(self, samples: Sequence[Sample]) -> list[Sample]:
+        if self.polarity == "none":
+            return list(samples)
+        return [dataclasses.replace(s, image=self.oriented(s.image)) for s in samples]
+
     def _require(self) -> None:
         require(self.name, self.needs)
 
@@ -171,6 +205,8 @@ class DeepMethod(Method):
 
         device = self._device()
         train_part, held_out = split_validation(train, validation, self.context.seed)
+        train_part = self._oriented_samples(train_part)
+        held_out = self._oriented_samples(held_out)
         config = engine.TrainConfig(
             lr=self.lr,
             weight_decay=self.weight_decay,
@@ -215,7 +251,7 @@ class DeepMethod(Method):
         model = self._fitted()
         device = self._device()
         model.to(device).eval()
-        predictions = self.infer(model, list(images), device)
+        predictions = self.infer(model, [self.oriented(image) for image in images], device)
         if self.training_:
             for p in predictions:
                 p.extras["training"] = dict(self.training_)

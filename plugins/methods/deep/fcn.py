@@ -47,6 +47,7 @@ class FCNResNet50(SemanticMethod):
         tta: str = "rot90",
         steps: int = 0,
         select: str = "auto",
+        polarity: str = "none",
     ) -> None:
         self.blocks = blocks
         self.head = head
@@ -68,6 +69,7 @@ class FCNResNet50(SemanticMethod):
         self.tta = tta
         self.steps = steps
         self.select = select
+        self.polarity = self.checked_polarity(polarity)
         self._check_head()
         if len(self.blocks) != 4 or min(self.blocks) < 1:
             raise ValueError(

@@ -183,6 +183,7 @@ class MaskRCNN(DeepMethod):
         weights: str = "",
         steps: int = 0,
         select: str = "auto",
+        polarity: str = "none",
     ) -> None:
         self.blocks = blocks
         self.anchor_size = anchor_size
@@ -201,6 +202,7 @@ class MaskRCNN(DeepMethod):
         self.weights = weights
         self.steps = steps
         self.select = select
+        self.polarity = self.checked_polarity(polarity)
         self.score_: float | None = None  # the level chosen on validation ("auto")
         if score_threshold != "auto" and not (
             isinstance(score_threshold, (int, float)) and 0.0 <= score_threshold < 1.0

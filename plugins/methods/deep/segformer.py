@@ -49,6 +49,7 @@ class SegFormer(SemanticMethod):
         tta: str = "rot90",
         steps: int = 0,
         select: str = "auto",
+        polarity: str = "none",
     ) -> None:
         self.hidden_sizes = hidden_sizes
         self.depths = depths
@@ -73,6 +74,7 @@ class SegFormer(SemanticMethod):
         self.tta = tta
         self.steps = steps
         self.select = select
+        self.polarity = self.checked_polarity(polarity)
         self._check_head()
         if not len(self.hidden_sizes) == len(self.depths) == len(self.heads) == 4:
             raise ValueError(

@@ -47,6 +47,7 @@ class UNet(SemanticMethod):
         tta: str = "rot90",
         steps: int = 0,
         select: str = "auto",
+        polarity: str = "none",
     ) -> None:
         self.depth = depth
         self.width = width
@@ -69,6 +70,7 @@ class UNet(SemanticMethod):
         self.tta = tta
         self.steps = steps
         self.select = select
+        self.polarity = self.checked_polarity(polarity)
         self._check_head()
 
     def stride(self) -> int:

@@ -57,6 +57,7 @@ class UNetPlusPlus(SemanticMethod):
         tta: str = "rot90",
         steps: int = 0,
         select: str = "auto",
+        polarity: str = "none",
     ) -> None:
         self.encoder = encoder
         self.pretrained = pretrained
@@ -80,6 +81,7 @@ class UNetPlusPlus(SemanticMethod):
         self.tta = tta
         self.steps = steps
         self.select = select
+        self.polarity = self.checked_polarity(polarity)
         self._check_head()
 
     def build(self, num_classes: int) -> nn.Module:

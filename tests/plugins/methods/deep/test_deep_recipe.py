@@ -334,3 +334,55 @@ def test_selection_references_are_the_foreground_for_dice_and_the_objects_otherw
     assert dice.dtype == np.int32 and dice.tolist() == [[0, 1], [1, 0]]
     (objects,) = selection_references("dsb_map", [sample])
     assert objects.tolist() == [[0, 2], [3, 0]]
+
+
+def _disk_image(dark_nuclei: bool) -> np.ndarray:
+    """64² RGB: one disk of radius 10 on a background covering most of the image."""
+    yy, xx = np.mgrid[:64, :64]
+    disk = (yy - 32) ** 2 + (xx - 32) ** 2 <= 100
+    background, nucleus = (220, 60) if dark_nuclei else (20, 200)
+    grey = np.where(disk, nucleus, background).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+@pytest.mark.parametrize(
+    ("polarity", "dark_nuclei", "inverted"),
+    [
+        ("none", True, False),
+        ("auto", True, True),
+        ("auto", False, False),
+        ("dark", False, True),
+        ("bright", True, False),
+    ],
+)
+def test_polarity_inverts_images_whose_nuclei_are_dark(
+    polarity: str, dark_nuclei: bool, inverted: bool
+) -> None:
+    from plugins.methods.deep import UNet
+
+    image = _disk_image(dark_nuclei)
+    seen = UNet(polarity=polarity).oriented(image)
+    expected = 255 - image if inverted else image
+    assert seen.dtype == np.uint8
+    np.testing.assert_array_equal(seen, expected)
+
+
+def test_an_unknown_polarity_is_refused_by_name() -> None:
+    from plugins.methods.deep import UNet
+
+    with pytest.raises(ValueError, match=r"method 'unet': unknown polarity 'inverse'"):
+        UNet(polarity="inverse")
+
+
+def test_prediction_sees_the_oriented_image() -> None:
+    from plugins.methods.deep import UNet
+
+    method = UNet(polarity="auto")
+    method.model_ = torch.nn.Identity()
+    method._device = lambda: torch.device("cpu")  # type: ignore[method-assign]
+    seen: list[np.ndarray] = []
+    method.infer = lambda model, images, device: seen.extend(images) or []  # type: ignore[method-assign]
+    brightfield, fluorescence = _disk_image(True), _disk_image(False)
+    method.predict_batch([brightfield, fluorescence])
+    np.testing.assert_array_equal(seen[0], 255 - brightfield)
+    np.testing.assert_array_equal(seen[1], fluorescence)
