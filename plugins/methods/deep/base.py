@@ -69,9 +69,10 @@ class DeepMethod(Method):
     weights: str
     steps: int  # the method's own step count, replacing the budget's (0: the budget's)
     select: str  # validation metric for model selection (auto: the dataset's primary metric)
-    #: ``none``: images as given; ``auto``/``dark``/``bright``: an image whose nuclei are dark
-    #: (brightfield, H&E) is inverted before training and prediction, so nuclei are bright on
-    #: every image, as on fluorescence (the classical methods' ``polarity``).
+    #: ``none``: images as given; ``auto``: an image with a bright background (brightfield,
+    #: H&E: nuclei dark) is inverted before training and prediction, so nuclei are bright on
+    #: every image as on fluorescence (the DSB2018 study's preprocessing); ``dark``: every
+    #: image is inverted; ``bright``: none is.
     polarity: str = "none"
 
     # set by fit() / load_state_dict()
@@ -162,13 +163,15 @@ class DeepMethod(Method):
 
     def oriented(self, image: np.ndarray) -> np.ndarray:
         """The image as the network sees it: inverted when ``polarity`` says its nuclei are
-        dark (decided per image from its grey levels), else unchanged."""
-        if self.polarity == "none":
+        dark, else unchanged.  ``auto`` decides per image by ``features.bright_background``
+        (the median grey level is above 0.25: brightfield or H&E), as ``otsu`` does."""
+        if self.polarity in ("none", "bright"):
             return image
-        from plugins.methods.features import intensity_channel, nuclei_are_dark
+        from plugins.methods.features import bright_background, intensity_channel
 
         array = np.asarray(image)
-        if not nuclei_are_dark(intensity_channel(array, "gray"), self.polarity):
+        dark = self.polarity == "dark" or bright_background(intensity_channel(array, "gray"))
+        if not dark:
             return array
         if array.dtype == np.uint8:
             return 255 - array

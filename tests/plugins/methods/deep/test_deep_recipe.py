@@ -386,3 +386,15 @@ def test_prediction_sees_the_oriented_image() -> None:
     method.predict_batch([brightfield, fluorescence])
     np.testing.assert_array_equal(seen[0], 255 - brightfield)
     np.testing.assert_array_equal(seen[1], fluorescence)
+
+
+def test_dense_tissue_is_inverted_though_most_of_it_is_nuclei() -> None:
+    """Dense H&E: 60 % of the pixels are nuclei (grey 100) on a 220 background.  The median,
+    100/255 = 0.39, is above the 0.25 of fluorescence, so the image is inverted, although the
+    larger side of its Otsu threshold is the nuclei."""
+    from plugins.methods.deep import UNet
+
+    grey = np.full((50, 50), 220, dtype=np.uint8)
+    grey[:30] = 100
+    image = np.repeat(grey[..., None], 3, axis=2)
+    np.testing.assert_array_equal(UNet(polarity="auto").oriented(image), 255 - image)
