@@ -16,6 +16,27 @@ PACKAGED = {
 }
 
 
+def packaged_for(pretrained: str, model: str) -> str:
+    """The packaged weights a ``pretrained`` parameter names for the timm ``model`` ('' for
+    none): ``none``/'' is none; ``auto`` is the package holding ``model``'s ImageNet weights
+    when it is installed, else none; any other value is taken as given (checked on loading)."""
+    if pretrained in ("", "none"):
+        return ""
+    if pretrained != "auto":
+        return pretrained
+    import importlib
+
+    for name, (timm_name, module) in PACKAGED.items():
+        if timm_name != model:
+            continue
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return ""
+        return name
+    return ""
+
+
 def to_numpy(state: Mapping[str, torch.Tensor], prefix: str = "") -> dict[str, np.ndarray]:
     return {prefix + k: v.detach().cpu().numpy().copy() for k, v in state.items()}
 

