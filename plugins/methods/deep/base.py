@@ -152,13 +152,10 @@ class DeepMethod(Method):
     # ---- the shared machinery ----------------------------------------------------------
 
     def checked_polarity(self, polarity: str) -> str:
-        from plugins.methods.features import POLARITIES
+        from plugins.methods.features import check_polarity
 
-        if polarity != "none" and polarity not in POLARITIES:
-            raise ValueError(
-                f"method {self.name!r}: unknown polarity {polarity!r}; "
-                f"use none, {', '.join(POLARITIES)}"
-            )
+        if polarity != "none":
+            check_polarity(polarity, f"method {self.name!r}")
         return polarity
 
     def oriented(self, image: np.ndarray) -> np.ndarray:
@@ -171,11 +168,7 @@ class DeepMethod(Method):
 
         array = np.asarray(image)
         dark = self.polarity == "dark" or bright_background(intensity_channel(array, "gray"))
-        if not dark:
-            return array
-        if array.dtype == np.uint8:
-            return 255 - array
-        return 255.0 - array.astype(np.float32)  # images are 0-255 (see TrainingSet)
+        return 255 - array if dark else array  # images are 0-255 (see TrainingSet)
 
     def _oriented_samples(self, samples: Sequence[Sample]) -> list[Sample]:
         if self.polarity == "none":

@@ -3,9 +3,9 @@ instances directly.  ``backbone`` names the feature pyramid's encoder: ``resnet`
 default, the study's ResNet-50-FPN, random initialisation) or a timm encoder with features
 at strides 4 to 32 (:class:`~plugins.methods.deep.nets.fpn.TimmFPN`); ``pretrained`` as in
 ``unet_plus_plus`` (``auto``: the packaged ImageNet EfficientNet-Lite0 weights for
-``backbone="efficientnet_lite0"`` when installed), recorded as ``resolved.pretrained``.  Images are never rescaled: the transform's min/max size are set to each
-batch's own size (training patches, whole images at prediction), so nothing is blown up to
-800 px.  ``blocks`` as in ``fcn_resnet50``: (3, 4, 6, 3) is ResNet-50.  ``rois_per_image``
+``backbone="efficientnet_lite0"`` when installed), recorded as ``resolved.pretrained``.
+Images are never rescaled: the transform's min/max size are set to each batch's own size
+(training patches, whole images at prediction), so nothing is blown up to 800 px.  ``blocks`` as in ``fcn_resnet50``: (3, 4, 6, 3) is ResNet-50.  ``rois_per_image``
 (torchvision: 512) and ``proposals`` (torchvision: 2000 in training, 1000 at test) are lower
 by default to keep CPU training affordable; ``anchor_size`` is the smallest anchor
 (torchvision: 32), doubling over the five pyramid levels.
@@ -252,9 +252,7 @@ class MaskRCNN(DeepMethod):
         )
 
     def resolved_pretrained(self) -> str:
-        """The packaged weights the backbone starts from ('' for none; never for ResNet)."""
-        if self.backbone == "resnet":
-            return ""
+        """The packaged weights the backbone starts from ('' for none; none for ResNet)."""
         from plugins.methods.deep.checkpoint import packaged_for
 
         return packaged_for(self.pretrained, self.backbone)
